@@ -1,0 +1,119 @@
+/**
+ * The Hono app: configuration once per `env`, the built-in `/__x402/*` endpoints, and everything
+ * else through the paywall. Built-ins shadow the same paths at the origin.
+ */
+import { Hono } from "hono";
+import { type Bindings, loadConfig } from "./config";
+import { BUILTIN_PREFIX } from "./constants";
+import { fail } from "./errors";
+import { createFacilitator } from "./facilitator";
+import { handleRequest, type Runtime } from "./paywall";
+import { PricingStore } from "./pricing/store";
+import { ReceiptStore } from "./receipts";
+import { errorResponse } from "./responses";
+
+export interface AppOptions {
+  /** Clock in milliseconds; tests freeze it. */
+  nowMs?: () => number;
+  fetch?: typeof fetch;
+  log?: Runtime["log"];
+}
+
+const logJson: Runtime["log"] = (event, detail) => console.log(JSON.stringify({ event, ...detail }));
+
+export function createApp(options: AppOptions = {}) {
+  const runtimes = new WeakMap<object, Runtime | Response>();
+
+  /** One runtime per `env` object, i.e. per isolate in production. */
+  const runtimeFor = (env: Bindings): Runtime | Response => {
+    let rt = runtimes.get(env);
+    if (rt) return rt;
+    const parsed = loadConfig(env);
+    if (!parsed.ok) {
+      rt = errorResponse(fail("config_invalid", `Worker configuration: ${parsed.variable} ${parsed.problem}.`, parsed.variable));
+    } else {
+      const config = parsed.config;
+      const log = options.log ?? logJson;
+      rt = {
+        config,
+        pricing: new PricingStore({
+          kv: env.PRICING,
+          cacheMs: config.pricingCacheMs,
+          fallbacks: { network: config.network, payTo: config.payTo },
+          log,
+        }),
+        receipts: new ReceiptStore(env.RECEIPTS, log),
+        facilitator: createFacilitator({
+          url: config.facilitatorUrl,
+          fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+          verifyTimeoutMs: config.verifyTimeoutMs,
+          settleTimeoutMs: config.settleTimeoutMs,
+          ...(config.facilitatorAuthorization ? { authorization: config.facilitatorAuthorization } : {}),
+        }),
+        nowMs: options.nowMs ?? Date.now,
+        log,
+      };
+    }
+    runtimes.set(env, rt);
+    return rt;
+  };
+
+  const app = new Hono<{ Bindings: Bindings; Variables: { rt: Runtime } }>();
+
+  app.use(async (c, next) => {
+    const rt = runtimeFor(c.env);
+    if (rt instanceof Response) return rt.clone();
+    c.set("rt", rt);
+    return next();
+  });
+
+  app.get(`${BUILTIN_PREFIX}health`, async (c) => {
+    const rt = c.get("rt");
+    const pricing = await rt.pricing.get(rt.nowMs());
+    return c.json(
+      { status: "ok", pricing: pricing.ok ? { loaded: true, version: pricing.table.version } : { loaded: false, why: pricing.why } },
+      200,
+      { "cache-control": "no-store" },
+    );
+  });
+
+  app.get(`${BUILTIN_PREFIX}pricing`, async (c) => {
+    const rt = c.get("rt");
+    const pricing = await rt.pricing.get(rt.nowMs());
+    if (!pricing.ok) return errorResponse(fail("pricing_unavailable", "No valid pricing table is loaded.", pricing.why));
+    const { table } = pricing;
+    return c.json(
+      {
+        version: table.version,
+        unmatched: table.unmatched,
+        routes: table.routes.map((r) => ({
+          id: r.id,
+          match: r.match,
+          description: r.description,
+          mimeType: r.mimeType,
+          free: r.accepts.length === 0,
+          accepts: r.accepts,
+          ...(r.accessTtlSeconds !== undefined ? { access: { ttl: r.accessTtlSeconds } } : {}),
+        })),
+      },
+      200,
+      { "cache-control": "public, max-age=10", "access-control-allow-origin": "*" },
+    );
+  });
+
+  app.all(`${BUILTIN_PREFIX}health`, () => errorResponse(fail("method_not_allowed", "Use GET.")));
+  app.all(`${BUILTIN_PREFIX}pricing`, () => errorResponse(fail("method_not_allowed", "Use GET.")));
+  app.all(`${BUILTIN_PREFIX}*`, () => errorResponse(fail("not_found", "No such built-in endpoint.")));
+
+  app.all("*", (c) => {
+    const rt = c.get("rt");
+    return handleRequest(c.req.raw, rt, (promise) => c.executionCtx.waitUntil(promise));
+  });
+
+  app.onError((error) => {
+    logJson("internal_error", { message: error.message });
+    return errorResponse(fail("internal_error", "The paywall failed unexpectedly."));
+  });
+
+  return app;
+}

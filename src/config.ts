@@ -1,0 +1,156 @@
+/**
+ * Worker bindings and vars, parsed and validated once per `env` object.
+ * A bad var is a deployment mistake: the Worker answers 500 `config_invalid` naming the var,
+ * never echoing a secret's value.
+ */
+import { isAddress } from "viem";
+import {
+  DEFAULT_PRICING_CACHE_SECONDS,
+  DEFAULT_SETTLE_TIMEOUT_MS,
+  DEFAULT_VERIFY_TIMEOUT_MS,
+} from "./constants";
+
+/** What wrangler.toml, `wrangler secret` and `.dev.vars` provide. */
+export interface Bindings {
+  PRICING: KVNamespace;
+  RECEIPTS: KVNamespace;
+  /** Optional service binding; when present the origin is reached through it. */
+  ORIGIN?: Fetcher;
+  ORIGIN_URL?: string;
+  FACILITATOR_URL?: string;
+  PAY_TO?: string;
+  NETWORK?: string;
+  PRICING_CACHE_SECONDS?: string;
+  FACILITATOR_VERIFY_TIMEOUT_MS?: string;
+  FACILITATOR_SETTLE_TIMEOUT_MS?: string;
+  /** Secret: sent verbatim as `Authorization` on every facilitator call. */
+  FACILITATOR_AUTHORIZATION?: string;
+  /** Secret: sent to the origin as `X-Paywall-Secret` so it can refuse traffic that skipped us. */
+  ORIGIN_SHARED_SECRET?: string;
+}
+
+export interface Config {
+  /** Origin base: scheme, host and an optional path prefix without trailing slash. */
+  originUrl: URL | undefined;
+  originBinding: Fetcher | undefined;
+  facilitatorUrl: string;
+  /** Fallbacks for the pricing document's `defaults`. */
+  payTo: `0x${string}` | undefined;
+  network: string | undefined;
+  pricingCacheMs: number;
+  verifyTimeoutMs: number;
+  settleTimeoutMs: number;
+  facilitatorAuthorization: string | undefined;
+  originSharedSecret: string | undefined;
+}
+
+export type ConfigResult = { ok: true; config: Config } | { ok: false; variable: string; problem: string };
+
+const CAIP2_EVM = /^eip155:[1-9][0-9]*$/;
+
+const parsed = new WeakMap<object, ConfigResult>();
+
+export function loadConfig(env: Bindings): ConfigResult {
+  let result = parsed.get(env);
+  if (!result) {
+    result = parseConfig(env);
+    parsed.set(env, result);
+  }
+  return result;
+}
+
+export function parseConfig(env: Bindings): ConfigResult {
+  const bad = (variable: string, problem: string): ConfigResult => ({ ok: false, variable, problem });
+
+  if (!isKv(env.PRICING)) return bad("PRICING", "KV namespace binding PRICING is missing");
+  if (!isKv(env.RECEIPTS)) return bad("RECEIPTS", "KV namespace binding RECEIPTS is missing");
+
+  const originBinding = env.ORIGIN && typeof env.ORIGIN.fetch === "function" ? env.ORIGIN : undefined;
+  let originUrl: URL | undefined;
+  if (env.ORIGIN_URL !== undefined && env.ORIGIN_URL !== "") {
+    originUrl = parseHttpUrl(env.ORIGIN_URL);
+    if (!originUrl) return bad("ORIGIN_URL", "must be an http(s) URL without query, fragment or credentials");
+  } else if (!originBinding) {
+    return bad("ORIGIN_URL", "is required unless a service binding named ORIGIN is configured");
+  }
+
+  const facilitator = env.FACILITATOR_URL ? parseHttpUrl(env.FACILITATOR_URL) : undefined;
+  if (!facilitator) return bad("FACILITATOR_URL", "must be an http(s) URL without query, fragment or credentials");
+
+  let payTo: `0x${string}` | undefined;
+  if (env.PAY_TO !== undefined && env.PAY_TO !== "") {
+    if (!isAddress(env.PAY_TO, { strict: false })) return bad("PAY_TO", "must be a 0x-prefixed 20-byte address");
+    payTo = env.PAY_TO;
+  }
+  let network: string | undefined;
+  if (env.NETWORK !== undefined && env.NETWORK !== "") {
+    if (!CAIP2_EVM.test(env.NETWORK)) return bad("NETWORK", "must be a CAIP-2 EVM network such as eip155:8453");
+    network = env.NETWORK;
+  }
+
+  const cacheSeconds = parseWholeNumber(env.PRICING_CACHE_SECONDS, DEFAULT_PRICING_CACHE_SECONDS);
+  if (cacheSeconds === undefined || cacheSeconds > 3600) {
+    return bad("PRICING_CACHE_SECONDS", "must be a whole number of seconds from 0 to 3600");
+  }
+  const verifyTimeoutMs = parseWholeNumber(env.FACILITATOR_VERIFY_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS);
+  if (!verifyTimeoutMs || verifyTimeoutMs > 60_000) {
+    return bad("FACILITATOR_VERIFY_TIMEOUT_MS", "must be a whole number of milliseconds from 1 to 60000");
+  }
+  const settleTimeoutMs = parseWholeNumber(env.FACILITATOR_SETTLE_TIMEOUT_MS, DEFAULT_SETTLE_TIMEOUT_MS);
+  if (!settleTimeoutMs || settleTimeoutMs > 120_000) {
+    return bad("FACILITATOR_SETTLE_TIMEOUT_MS", "must be a whole number of milliseconds from 1 to 120000");
+  }
+
+  // Secrets are checked for shape only; the message never repeats them.
+  const facilitatorAuthorization = env.FACILITATOR_AUTHORIZATION || undefined;
+  if (facilitatorAuthorization !== undefined && !isHeaderValue(facilitatorAuthorization)) {
+    return bad("FACILITATOR_AUTHORIZATION", "is not a valid HTTP header value");
+  }
+  const originSharedSecret = env.ORIGIN_SHARED_SECRET || undefined;
+  if (originSharedSecret !== undefined && !isHeaderValue(originSharedSecret)) {
+    return bad("ORIGIN_SHARED_SECRET", "is not a valid HTTP header value");
+  }
+
+  return {
+    ok: true,
+    config: {
+      originUrl,
+      originBinding,
+      facilitatorUrl: facilitator.href.replace(/\/+$/, ""),
+      payTo,
+      network,
+      pricingCacheMs: cacheSeconds * 1000,
+      verifyTimeoutMs,
+      settleTimeoutMs,
+      facilitatorAuthorization,
+      originSharedSecret,
+    },
+  };
+}
+
+function isKv(value: unknown): value is KVNamespace {
+  return typeof value === "object" && value !== null && typeof (value as KVNamespace).get === "function";
+}
+
+function parseHttpUrl(raw: string): URL | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return undefined;
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") return undefined;
+  if (url.search || url.hash || url.username || url.password) return undefined;
+  return url;
+}
+
+function parseWholeNumber(raw: string | undefined, fallback: number): number | undefined {
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^[0-9]{1,9}$/.test(raw)) return undefined;
+  return Number(raw);
+}
+
+function isHeaderValue(value: string): boolean {
+  // RFC 9110 field-value: visible ASCII, space and tab; no CR/LF.
+  return /^[\t\x20-\x7e]+$/.test(value);
+}

@@ -1,0 +1,44 @@
+/**
+ * Numbers and names the whole Worker shares. Units are in the names.
+ */
+
+/** Largest payment header we decode; an EIP-3009 payload is ~1 KiB, so 8 KiB is generous. */
+export const MAX_PAYMENT_HEADER_BYTES = 8 * 1024;
+
+/** The official facilitator refuses authorizations with less than 6 s left; refuse them first. */
+export const MIN_VALIDITY_LEFT_SECONDS = 6;
+
+/** Workers KV refuses an `expirationTtl` below 60 s. */
+export const KV_MIN_TTL_SECONDS = 60;
+
+export const DEFAULT_PRICING_CACHE_SECONDS = 10;
+export const DEFAULT_VERIFY_TIMEOUT_MS = 5_000;
+/** Settling waits for a transaction to be included, so it gets longer than verify. */
+export const DEFAULT_SETTLE_TIMEOUT_MS = 15_000;
+/** Facilitator replies are small JSON; anything larger is not a facilitator talking. */
+export const MAX_FACILITATOR_REPLY_BYTES = 64 * 1024;
+
+/** Receipts kept in the isolate so a hot access-window route needs no KV read. */
+export const RECEIPT_MEMO_ENTRIES = 10_000;
+
+export const PRICING_KEY = "pricing";
+export const RECEIPT_KEY_PREFIX = "r:";
+
+export const HEADER = {
+  paymentSignature: "PAYMENT-SIGNATURE",
+  paymentRequired: "PAYMENT-REQUIRED",
+  paymentResponse: "PAYMENT-RESPONSE",
+  xPayment: "X-PAYMENT",
+  xPaymentResponse: "X-PAYMENT-RESPONSE",
+  payer: "X-Payment-Payer",
+  route: "X-Payment-Route",
+  pricingVersion: "X-Pricing-Version",
+  originSecret: "X-Paywall-Secret",
+} as const;
+
+/** Priced answers may hold paid content: never let a shared cache keep them. */
+export const CACHE_CONTROL_PAID = "private, no-store";
+/** A 402 must not be replayed from a cache either. */
+export const CACHE_CONTROL_402 = "no-store";
+
+export const BUILTIN_PREFIX = "/__x402/";

@@ -1,0 +1,99 @@
+/**
+ * Every expected failure is a `Failure`: a stable machine-readable reason plus optional detail.
+ * `statusOf` is the one place a reason becomes an HTTP status; it is an exhaustive switch, so a
+ * new reason does not compile until it has a status.
+ */
+
+export type Reason =
+  // the request itself
+  | "non_canonical_path"
+  | "route_denied"
+  | "method_not_allowed"
+  | "not_found"
+  // the payment header
+  | "payment_header_too_large"
+  | "payment_header_conflict"
+  | "payment_header_malformed"
+  | "unsupported_x402_version"
+  // the payment against the route
+  | "payment_required"
+  | "scheme_mismatch"
+  | "network_mismatch"
+  | "asset_mismatch"
+  | "pay_to_mismatch"
+  | "amount_mismatch"
+  | "payment_expired"
+  | "payment_not_yet_valid"
+  | "invalid_signature"
+  | "payment_already_used"
+  | "access_window_expired"
+  | "verify_rejected"
+  | "settle_failed"
+  // our dependencies
+  | "pricing_unavailable"
+  | "facilitator_unreachable"
+  | "facilitator_timeout"
+  | "facilitator_bad_response"
+  | "origin_unreachable"
+  | "config_invalid"
+  | "internal_error";
+
+export interface Failure {
+  reason: Reason;
+  /** Safe to show the client: never a secret, never a stack. */
+  message: string;
+  /** Extra machine-readable detail, e.g. the facilitator's own reason. */
+  detail?: string;
+}
+
+export function fail(reason: Reason, message: string, detail?: string): Failure {
+  return detail === undefined ? { reason, message } : { reason, message, detail };
+}
+
+export function statusOf(reason: Reason): number {
+  switch (reason) {
+    case "non_canonical_path":
+    case "payment_header_too_large":
+    case "payment_header_conflict":
+    case "payment_header_malformed":
+    case "unsupported_x402_version":
+      return 400;
+    case "payment_required":
+    case "scheme_mismatch":
+    case "network_mismatch":
+    case "asset_mismatch":
+    case "pay_to_mismatch":
+    case "amount_mismatch":
+    case "payment_expired":
+    case "payment_not_yet_valid":
+    case "invalid_signature":
+    case "payment_already_used":
+    case "access_window_expired":
+    case "verify_rejected":
+    case "settle_failed":
+      return 402;
+    case "route_denied":
+      return 403;
+    case "not_found":
+      return 404;
+    case "method_not_allowed":
+      return 405;
+    case "config_invalid":
+    case "internal_error":
+      return 500;
+    case "facilitator_unreachable":
+    case "facilitator_bad_response":
+    case "origin_unreachable":
+      return 502;
+    case "pricing_unavailable":
+    case "facilitator_timeout":
+      return 503;
+  }
+}
+
+/** Body shape for every error that is not a 402: `{ error, message, detail? }`. */
+export function failureBody(failure: Failure): Record<string, string> {
+  const body: Record<string, string> = { error: failure.reason, message: failure.message };
+  if (failure.detail !== undefined) body.detail = failure.detail;
+  return body;
+}

@@ -1,0 +1,111 @@
+/**
+ * HTTP client for an x402 facilitator: POST /verify and POST /settle.
+ *
+ * Every call has a timeout, follows no redirects, and schema-checks the reply. A reply that says
+ * "invalid" (`isValid: false` / `success: false`) is an answer, whatever its status; anything else
+ * that is not a well-formed 2xx answer is the facilitator failing, which the paywall turns into a
+ * 502/503 without touching the origin. `fetch` is injected so tests need no global patching.
+ */
+import { z } from "@x402/core/schemas";
+import { MAX_FACILITATOR_REPLY_BYTES } from "./constants";
+import { type Failure, fail } from "./errors";
+
+export interface FacilitatorRequest {
+  x402Version: 1 | 2;
+  paymentPayload: unknown;
+  paymentRequirements: unknown;
+}
+
+const VerifyReplySchema = z.object({
+  isValid: z.boolean(),
+  invalidReason: z.string().nullish(),
+  payer: z.string().nullish(),
+});
+
+const SettleReplySchema = z.object({
+  success: z.boolean(),
+  errorReason: z.string().nullish(),
+  payer: z.string().nullish(),
+  transaction: z.string().max(256),
+  network: z.string().max(128),
+});
+
+export type VerifyReply = z.infer<typeof VerifyReplySchema>;
+export type SettleReply = z.infer<typeof SettleReplySchema>;
+
+export type FacilitatorResult<T> = { ok: true; reply: T } | { ok: false; failure: Failure };
+
+export interface FacilitatorOptions {
+  url: string;
+  fetch: typeof fetch;
+  verifyTimeoutMs: number;
+  settleTimeoutMs: number;
+  /** Sent as `Authorization`; never logged. */
+  authorization?: string;
+}
+
+export interface Facilitator {
+  verify(request: FacilitatorRequest): Promise<FacilitatorResult<VerifyReply>>;
+  settle(request: FacilitatorRequest): Promise<FacilitatorResult<SettleReply>>;
+}
+
+export function createFacilitator(options: FacilitatorOptions): Facilitator {
+  const call = async <T extends { isValid?: boolean; success?: boolean }>(
+    path: "/verify" | "/settle",
+    body: FacilitatorRequest,
+    schema: z.ZodType<T>,
+    timeoutMs: number,
+  ): Promise<FacilitatorResult<T>> => {
+    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+    if (options.authorization) headers.authorization = options.authorization;
+    const signal = AbortSignal.timeout(timeoutMs);
+    let response: Response;
+    let text: string;
+    try {
+      response = await options.fetch(`${options.url}${path}`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(body),
+        redirect: "manual",
+        signal,
+      });
+      const length = Number(response.headers.get("content-length") ?? "0");
+      if (length > MAX_FACILITATOR_REPLY_BYTES) {
+        await response.body?.cancel();
+        return bad(path, `reply of ${length} bytes is too large`);
+      }
+      text = await response.text();
+    } catch (error) {
+      if (signal.aborted) {
+        return { ok: false, failure: fail("facilitator_timeout", `The facilitator did not answer ${path} in time.`) };
+      }
+      return {
+        ok: false,
+        failure: fail("facilitator_unreachable", `The facilitator could not be reached for ${path}.`, (error as Error).name),
+      };
+    }
+    if (text.length > MAX_FACILITATOR_REPLY_BYTES) return bad(path, "reply is too large");
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      return bad(path, `HTTP ${response.status}, not JSON`);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) return bad(path, `HTTP ${response.status}, unexpected reply shape`);
+    const positive = parsed.data.isValid === true || parsed.data.success === true;
+    // A "yes" only counts on a 2xx; a "no" counts whatever the status (facilitators use 400 for it).
+    if (positive && (response.status < 200 || response.status > 299)) return bad(path, `HTTP ${response.status}`);
+    if (!positive && response.status >= 500) return bad(path, `HTTP ${response.status}`);
+    return { ok: true, reply: parsed.data };
+  };
+
+  return {
+    verify: (request) => call("/verify", request, VerifyReplySchema, options.verifyTimeoutMs),
+    settle: (request) => call("/settle", request, SettleReplySchema, options.settleTimeoutMs),
+  };
+}
+
+function bad(path: string, detail: string): { ok: false; failure: Failure } {
+  return { ok: false, failure: fail("facilitator_bad_response", `The facilitator gave an unusable answer to ${path}.`, detail) };
+}

@@ -1,0 +1,4 @@
+/** Worker entry: one app per isolate. */
+import { createApp } from "./app";
+
+export default createApp();

@@ -1,0 +1,177 @@
+/**
+ * The request path, as one function over the parts (see ARCHITECTURE.md):
+ * canonical path → pricing → free/unmatched → payment header → decode → receipt → local checks →
+ * /verify → origin → /settle (only for origin status < 400) → receipt → answer.
+ *
+ * Settlement happens as soon as the origin's status and headers arrive, before its body is read:
+ * bodies stream to the buyer and are never buffered whole, and if settlement fails the body is
+ * cancelled unread, so unpaid content never leaves the Worker. The cost of this choice: the
+ * buyer is charged once the origin has *started* a successful answer; an origin that fails
+ * mid-body after a 2xx has still been paid for, exactly as with a direct paid API call.
+ */
+import type { Config } from "./config";
+import { HEADER } from "./constants";
+import { type Failure, fail } from "./errors";
+import type { Facilitator, SettleReply } from "./facilitator";
+import { forwardToOrigin } from "./origin";
+import { canonicalisePath, splitRawUrl } from "./path";
+import type { PricingTable, RouteRule } from "./pricing/document";
+import type { PricingStore } from "./pricing/store";
+import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts";
+import { errorResponse, markPaid, paymentFailureResponse, preflightResponse } from "./responses";
+import { checkAuthorization, checkSignature, selectRequirement } from "./x402/checks";
+import { encodeHeaderJson } from "./x402/codec";
+import { toV1Network } from "./x402/networks";
+import { decodePayment } from "./x402/payment";
+import { toRequirementV1 } from "./x402/requirements";
+
+export interface Runtime {
+  config: Config;
+  pricing: PricingStore;
+  receipts: ReceiptStore;
+  facilitator: Facilitator;
+  nowMs: () => number;
+  log: (event: string, detail: Record<string, unknown>) => void;
+}
+
+type WaitUntil = (promise: Promise<unknown>) => void;
+
+export async function handleRequest(request: Request, rt: Runtime, waitUntil: WaitUntil): Promise<Response> {
+  const { path, query } = splitRawUrl(request.url);
+  const canonical = canonicalisePath(path);
+  if (!canonical.ok) {
+    return errorResponse(fail("non_canonical_path", "The request path is not in canonical form.", canonical.problem));
+  }
+  const pricing = await rt.pricing.get(rt.nowMs());
+  if (!pricing.ok) {
+    return errorResponse(fail("pricing_unavailable", "No valid pricing table is loaded; refusing to serve.", pricing.why));
+  }
+  const table = pricing.table;
+  const preflightMethod = preflightMethodOf(request);
+  const route = table.matcher.match(preflightMethod ?? request.method, canonical.segments);
+
+  if (!route) {
+    if (table.unmatched === "deny") return errorResponse(fail("route_denied", "No route is configured for this request."));
+    return forwardFree(request, rt.config, path, query);
+  }
+  if (route.accepts.length === 0) return forwardFree(request, rt.config, path, query);
+  if (preflightMethod) return preflightResponse(request);
+  return handlePriced(request, rt, waitUntil, { table, route, path, query });
+}
+
+async function forwardFree(request: Request, config: Config, path: string, query: string): Promise<Response> {
+  const forwarded = await forwardToOrigin(config, { request, path, query });
+  return forwarded.ok ? forwarded.response : errorResponse(forwarded.failure);
+}
+
+interface Priced {
+  table: PricingTable;
+  route: RouteRule;
+  path: string;
+  query: string;
+}
+
+async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil, p: Priced): Promise<Response> {
+  const { route } = p;
+  const resourceUrl = request.url;
+  const refuse = (failure: Failure) => {
+    rt.log("payment_refused", { route: route.id, reason: failure.reason, detail: failure.detail });
+    return paymentFailureResponse(route, resourceUrl, failure, p.table.version);
+  };
+
+  const v2Header = request.headers.get(HEADER.paymentSignature);
+  const v1Header = request.headers.get(HEADER.xPayment);
+  if (v2Header !== null && v1Header !== null) {
+    return refuse(fail("payment_header_conflict", "Send PAYMENT-SIGNATURE or X-PAYMENT, not both."));
+  }
+  if (v2Header === null && v1Header === null) {
+    return paymentFailureResponse(route, resourceUrl, fail("payment_required", "This resource requires payment."), p.table.version);
+  }
+  const version = v2Header !== null ? 2 : 1;
+  const decoded = decodePayment((v2Header ?? v1Header) as string, version);
+  if (!decoded.ok) return refuse(decoded.failure);
+  const payment = decoded.payment;
+  const nowSeconds = Math.floor(rt.nowMs() / 1000);
+
+  // A payment we have already settled: an open access window on this route, or a refusal.
+  const key = await receiptKey(payment);
+  const receipt = await rt.receipts.get(key, nowSeconds);
+  if (receipt) {
+    if (receipt.routeId !== route.id || route.accessTtlSeconds === undefined) {
+      return refuse(fail("payment_already_used", "This payment has already been settled.", receipt.tx));
+    }
+    if (receipt.expiresAt <= nowSeconds) {
+      return refuse(fail("access_window_expired", "The access window bought with this payment has ended.", receipt.tx));
+    }
+    const forwarded = await forwardToOrigin(rt.config, { request, path: p.path, query: p.query, payer: receipt.payer, routeId: route.id });
+    if (!forwarded.ok) return markPaid(errorResponse(forwarded.failure));
+    return markPaid(withSettlement(forwarded.response, version, receiptSettlement(receipt)));
+  }
+
+  const selected = selectRequirement(payment, route);
+  if (!selected.ok) return refuse(selected.failure);
+  const requirement = selected.requirement;
+  const local = checkAuthorization(payment, requirement, nowSeconds) ?? (await checkSignature(payment, requirement));
+  if (local) return refuse(local);
+
+  const facilitatorRequest = {
+    x402Version: version,
+    paymentPayload: payment.raw,
+    paymentRequirements: version === 2 ? requirement : toRequirementV1(requirement, route, resourceUrl),
+  } as const;
+  const verified = await rt.facilitator.verify(facilitatorRequest);
+  if (!verified.ok) return refuse(verified.failure);
+  if (!verified.reply.isValid) {
+    return refuse(fail("verify_rejected", "The facilitator rejected this payment.", verified.reply.invalidReason ?? "unknown"));
+  }
+  const payer = verified.reply.payer ?? payment.authorization.from;
+
+  const forwarded = await forwardToOrigin(rt.config, { request, path: p.path, query: p.query, payer, routeId: route.id });
+  if (!forwarded.ok) return markPaid(errorResponse(forwarded.failure));
+  const response = forwarded.response;
+  // The origin failed: nobody is charged, and the buyer may retry with the same payment.
+  if (response.status >= 400) return markPaid(response);
+
+  const settled = await rt.facilitator.settle(facilitatorRequest);
+  if (!settled.ok || !settled.reply.success) {
+    await response.body?.cancel();
+    if (!settled.ok) return refuse(settled.failure);
+    return refuse(fail("settle_failed", "The payment could not be settled.", settled.reply.errorReason ?? "unknown"));
+  }
+
+  const stored: Receipt = {
+    routeId: route.id,
+    payer: settled.reply.payer ?? payer,
+    network: payment.network,
+    asset: requirement.asset,
+    amount: requirement.amount,
+    tx: settled.reply.transaction,
+    settledAt: nowSeconds,
+    expiresAt: nowSeconds + (route.accessTtlSeconds ?? 0),
+  };
+  waitUntil(rt.receipts.put(key, stored, receiptTtlSeconds(stored, payment.authorization.validBefore, nowSeconds), nowSeconds));
+  rt.log("payment_settled", { route: route.id, payer: stored.payer, amount: stored.amount, tx: stored.tx });
+  return markPaid(withSettlement(response, version, settled.reply));
+}
+
+function withSettlement(response: Response, version: 1 | 2, settlement: SettleReply): Response {
+  const body = {
+    success: settlement.success,
+    transaction: settlement.transaction,
+    network: version === 1 ? (toV1Network(settlement.network) ?? settlement.network) : settlement.network,
+    ...(settlement.payer ? { payer: settlement.payer } : {}),
+  };
+  response.headers.set(version === 2 ? HEADER.paymentResponse : HEADER.xPaymentResponse, encodeHeaderJson(body));
+  return response;
+}
+
+function receiptSettlement(receipt: Receipt): SettleReply {
+  return { success: true, transaction: receipt.tx, network: receipt.network, payer: receipt.payer };
+}
+
+/** The method a CORS preflight asks about, or undefined when this is not a preflight. */
+function preflightMethodOf(request: Request): string | undefined {
+  if (request.method !== "OPTIONS" || !request.headers.has("origin")) return undefined;
+  return request.headers.get("access-control-request-method")?.toUpperCase() ?? undefined;
+}
+

@@ -1,0 +1,107 @@
+/**
+ * Local checks on a decoded payment, before any network call. Pure except `checkSignature`, which
+ * only computes (no I/O). `now` is always passed in, in seconds.
+ *
+ * These are a cheap first filter that keeps garbage away from the facilitator and the origin; the
+ * facilitator's /verify and the token contract stay the authority.
+ */
+import { recoverTypedDataAddress } from "viem";
+import { MIN_VALIDITY_LEFT_SECONDS } from "../constants";
+import { type Failure, fail } from "../errors";
+import type { Requirement, RouteRule } from "../pricing/document";
+import { chainIdOf } from "./networks";
+import type { Payment } from "./payment";
+
+export type Selected = { ok: true; requirement: Requirement } | { ok: false; failure: Failure };
+
+const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/** Finds the route's requirement this payment is for, and checks it was accepted as offered. */
+export function selectRequirement(payment: Payment, route: RouteRule): Selected {
+  const onNetwork = route.accepts.filter((r) => r.network === payment.network);
+  if (onNetwork.length === 0) {
+    return { ok: false, failure: fail("network_mismatch", "This route is not paid on that network.", payment.network) };
+  }
+  const accepted = payment.accepted;
+  if (accepted) {
+    const requirement = onNetwork.find((r) => same(r.asset, accepted.asset));
+    if (!requirement) return { ok: false, failure: fail("asset_mismatch", "This route is not paid in that asset.", accepted.asset) };
+    if (!same(accepted.payTo, requirement.payTo)) {
+      return { ok: false, failure: fail("pay_to_mismatch", "The payment names another recipient.", accepted.payTo) };
+    }
+    if (accepted.amount !== requirement.amount) {
+      return { ok: false, failure: fail("amount_mismatch", `This route costs ${requirement.amount}.`, accepted.amount) };
+    }
+    return { ok: true, requirement };
+  }
+  // v1 payloads do not say which asset; the signature's domain decides, so take the option whose
+  // recipient and amount fit (a route rarely has two assets on one network).
+  const { to, value } = payment.authorization;
+  const requirement = onNetwork.find((r) => same(r.payTo, to) && r.amount === value) ?? (onNetwork[0] as Requirement);
+  return { ok: true, requirement };
+}
+
+/** Recipient, amount and validity window of the signed authorization. */
+export function checkAuthorization(payment: Payment, requirement: Requirement, nowSeconds: number): Failure | undefined {
+  const auth = payment.authorization;
+  if (!same(auth.to, requirement.payTo)) {
+    return fail("pay_to_mismatch", "The signed authorization pays another recipient.", auth.to);
+  }
+  if (auth.value !== requirement.amount) {
+    return fail("amount_mismatch", `This route costs ${requirement.amount}.`, auth.value);
+  }
+  if (BigInt(auth.validBefore) < BigInt(nowSeconds + MIN_VALIDITY_LEFT_SECONDS)) {
+    return fail("payment_expired", "The signed authorization has expired or expires within seconds.", auth.validBefore);
+  }
+  if (BigInt(auth.validAfter) > BigInt(nowSeconds)) {
+    return fail("payment_not_yet_valid", "The signed authorization is not valid yet.", auth.validAfter);
+  }
+  return undefined;
+}
+
+const TRANSFER_WITH_AUTHORIZATION = {
+  TransferWithAuthorization: [
+    { name: "from", type: "address" },
+    { name: "to", type: "address" },
+    { name: "value", type: "uint256" },
+    { name: "validAfter", type: "uint256" },
+    { name: "validBefore", type: "uint256" },
+    { name: "nonce", type: "bytes32" },
+  ],
+} as const;
+
+/**
+ * An ECDSA signature (65 bytes) must recover to `authorization.from` under the token's EIP-712
+ * domain. Longer signatures come from smart-contract wallets (ERC-1271 / ERC-6492); they can only be
+ * checked on chain, so they are left to the facilitator.
+ */
+export async function checkSignature(payment: Payment, requirement: Requirement): Promise<Failure | undefined> {
+  if (payment.signature.length !== 2 + 65 * 2) return undefined;
+  const auth = payment.authorization;
+  let signer: string;
+  try {
+    signer = await recoverTypedDataAddress({
+      domain: {
+        name: requirement.extra.name,
+        version: requirement.extra.version,
+        chainId: chainIdOf(requirement.network),
+        verifyingContract: requirement.asset,
+      },
+      types: TRANSFER_WITH_AUTHORIZATION,
+      primaryType: "TransferWithAuthorization",
+      message: {
+        from: auth.from,
+        to: auth.to,
+        value: BigInt(auth.value),
+        validAfter: BigInt(auth.validAfter),
+        validBefore: BigInt(auth.validBefore),
+        nonce: auth.nonce,
+      },
+      signature: payment.signature,
+    });
+  } catch {
+    return fail("invalid_signature", "The payment signature cannot be recovered.");
+  }
+  if (!same(signer, auth.from)) return fail("invalid_signature", "The payment is not signed by its payer.");
+  return undefined;
+}

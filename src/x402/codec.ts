@@ -1,0 +1,41 @@
+/**
+ * Header codecs for x402: base64 of UTF-8 JSON, both ways. Pure.
+ * Decoding is strict (standard base64 alphabet, correct padding, valid UTF-8, size-capped) and
+ * returns `unknown`: the caller runs a schema over it, never a cast.
+ */
+import { MAX_PAYMENT_HEADER_BYTES } from "../constants";
+
+export type Decoded = { ok: true; value: unknown } | { ok: false; problem: "too_large" | "not_base64" | "not_json" };
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
+const ENCODER = new TextEncoder();
+
+export function decodeHeaderJson(header: string, maxBytes = MAX_PAYMENT_HEADER_BYTES): Decoded {
+  if (header.length > maxBytes) return { ok: false, problem: "too_large" };
+  const trimmed = header.trim();
+  if (trimmed === "" || !BASE64.test(trimmed)) return { ok: false, problem: "not_base64" };
+  let text: string;
+  try {
+    const binary = atob(trimmed);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    text = UTF8.decode(bytes);
+  } catch {
+    return { ok: false, problem: "not_base64" };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false, problem: "not_json" };
+  }
+}
+
+export function encodeHeaderJson(value: unknown): string {
+  const bytes = ENCODER.encode(JSON.stringify(value));
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}

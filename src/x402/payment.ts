@@ -1,0 +1,122 @@
+/**
+ * Decoding a buyer's payment header into a `Payment`. Pure.
+ * Steps, each with its own failure: size cap → base64/JSON → x402 envelope schema (the official
+ * `@x402/core` one) → version must fit the header → scheme must be `exact` → EIP-3009 payload schema.
+ */
+import { PaymentPayloadV1Schema, PaymentPayloadV2Schema, z } from "@x402/core/schemas";
+import { type Failure, fail } from "../errors";
+import { decodeHeaderJson } from "./codec";
+import { fromV1Network } from "./networks";
+
+export type Hex = `0x${string}`;
+
+export interface Authorization {
+  from: Hex;
+  to: Hex;
+  value: string;
+  validAfter: string;
+  validBefore: string;
+  nonce: Hex;
+}
+
+export interface Payment {
+  version: 1 | 2;
+  scheme: "exact";
+  /** CAIP-2, also for v1 payloads. */
+  network: string;
+  /** v2 only: the requirement the buyer says it accepted. */
+  accepted?: { scheme: string; network: string; amount: string; asset: string; payTo: string };
+  authorization: Authorization;
+  signature: Hex;
+  /** The decoded JSON exactly as sent, forwarded to the facilitator untouched. */
+  raw: Record<string, unknown>;
+}
+
+const Address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 20-byte hex address");
+const Uint = z.string().regex(/^(0|[1-9][0-9]{0,77})$/, "must be a decimal integer string");
+
+const ExactEvmPayloadSchema = z.object({
+  signature: z.string().regex(/^0x(?:[0-9a-fA-F]{2}){1,4096}$/, "must be hex bytes"),
+  authorization: z.object({
+    from: Address,
+    to: Address,
+    value: Uint,
+    validAfter: Uint,
+    validBefore: Uint,
+    nonce: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be 32 hex bytes"),
+  }),
+});
+
+export type PaymentResult = { ok: true; payment: Payment } | { ok: false; failure: Failure };
+
+/** `expectedVersion` is 2 for `PAYMENT-SIGNATURE`, 1 for `X-PAYMENT`. */
+export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentResult {
+  const no = (failure: Failure): PaymentResult => ({ ok: false, failure });
+  const decoded = decodeHeaderJson(header);
+  if (!decoded.ok) {
+    if (decoded.problem === "too_large") {
+      return no(fail("payment_header_too_large", "The payment header is larger than 8 KiB."));
+    }
+    return no(fail("payment_header_malformed", "The payment header is not base64-encoded JSON.", decoded.problem));
+  }
+  const value = decoded.value;
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return no(fail("payment_header_malformed", "The payment header is not a JSON object.", "not_object"));
+  }
+  const raw = value as Record<string, unknown>;
+  if (raw.x402Version !== expectedVersion) {
+    const header = expectedVersion === 2 ? "PAYMENT-SIGNATURE" : "X-PAYMENT";
+    return no(
+      fail("unsupported_x402_version", `${header} carries x402Version ${expectedVersion} payloads only.`, String(raw.x402Version)),
+    );
+  }
+
+  let scheme: string;
+  let network: string | undefined;
+  let accepted: Payment["accepted"];
+  let inner: unknown;
+  if (expectedVersion === 2) {
+    const envelope = PaymentPayloadV2Schema.safeParse(raw);
+    if (!envelope.success) return no(schemaFailure(envelope.error));
+    const a = envelope.data.accepted;
+    accepted = { scheme: a.scheme, network: a.network, amount: a.amount, asset: a.asset, payTo: a.payTo };
+    scheme = a.scheme;
+    network = a.network;
+    inner = envelope.data.payload;
+  } else {
+    const envelope = PaymentPayloadV1Schema.safeParse(raw);
+    if (!envelope.success) return no(schemaFailure(envelope.error));
+    scheme = envelope.data.scheme;
+    network = fromV1Network(envelope.data.network);
+    if (network === undefined) {
+      return no(fail("network_mismatch", "This route is not paid on that network.", envelope.data.network));
+    }
+    inner = envelope.data.payload;
+  }
+  if (scheme !== "exact") return no(fail("scheme_mismatch", 'Only the "exact" scheme is accepted.', scheme));
+
+  const exact = ExactEvmPayloadSchema.safeParse(inner);
+  if (!exact.success) return no(schemaFailure(exact.error, "payload"));
+  return {
+    ok: true,
+    payment: {
+      version: expectedVersion,
+      scheme: "exact",
+      network,
+      ...(accepted ? { accepted } : {}),
+      authorization: exact.data.authorization as Authorization,
+      signature: exact.data.signature as Hex,
+      raw,
+    },
+  };
+}
+
+function schemaFailure(error: z.ZodError, prefix?: string): Failure {
+  const issue = error.issues[0];
+  const path = [...(prefix ? [prefix] : []), ...(issue?.path ?? [])].join(".");
+  return fail(
+    "payment_header_malformed",
+    "The payment does not follow the x402 payload schema.",
+    `${path || "(root)"}: ${issue?.message ?? "invalid"}`,
+  );
+}

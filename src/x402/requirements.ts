@@ -1,0 +1,69 @@
+/**
+ * What a 402 tells the buyer, in both protocol versions. Pure.
+ * v2 goes in the `PAYMENT-REQUIRED` header; the JSON body is the v1 shape so that v1 buyers
+ * (`x402-fetch` 1.x) can pay from it too.
+ */
+import type { Requirement, RouteRule } from "../pricing/document";
+import { toV1Network } from "./networks";
+
+export interface PaymentRequiredV2 {
+  x402Version: 2;
+  error?: string;
+  resource: { url: string; description: string; mimeType: string };
+  accepts: Requirement[];
+}
+
+export interface RequirementV1 {
+  scheme: "exact";
+  network: string;
+  maxAmountRequired: string;
+  resource: string;
+  description: string;
+  mimeType: string;
+  payTo: string;
+  maxTimeoutSeconds: number;
+  asset: string;
+  extra: { name: string; version: string };
+}
+
+export interface PaymentRequiredV1 {
+  x402Version: 1;
+  error: string;
+  accepts: RequirementV1[];
+}
+
+export function buildPaymentRequired(route: RouteRule, resourceUrl: string, error?: string): PaymentRequiredV2 {
+  return {
+    x402Version: 2,
+    ...(error ? { error } : {}),
+    resource: { url: resourceUrl, description: route.description, mimeType: route.mimeType },
+    accepts: route.accepts,
+  };
+}
+
+export function buildPaymentRequiredV1(route: RouteRule, resourceUrl: string, error: string): PaymentRequiredV1 {
+  const accepts: RequirementV1[] = [];
+  for (const requirement of route.accepts) {
+    const v1 = toRequirementV1(requirement, route, resourceUrl);
+    if (v1) accepts.push(v1);
+  }
+  return { x402Version: 1, error, accepts };
+}
+
+/** undefined when v1 has no name for the requirement's network. */
+export function toRequirementV1(requirement: Requirement, route: RouteRule, resourceUrl: string): RequirementV1 | undefined {
+  const network = toV1Network(requirement.network);
+  if (!network) return undefined;
+  return {
+    scheme: "exact",
+    network,
+    maxAmountRequired: requirement.amount,
+    resource: resourceUrl,
+    description: route.description,
+    mimeType: route.mimeType,
+    payTo: requirement.payTo,
+    maxTimeoutSeconds: requirement.maxTimeoutSeconds,
+    asset: requirement.asset,
+    extra: requirement.extra,
+  };
+}

@@ -1,0 +1,126 @@
+/**
+ * Real loopback HTTP servers for the Worker tests: a recording origin and a scriptable x402
+ * facilitator stub. Tests read what each server received through `/__test/*` endpoints.
+ * Node-side only (started by global-setup.ts).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface Recorded {
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
+  res.writeHead(status, { "content-type": "application/json", ...headers });
+  res.end(JSON.stringify(body));
+}
+
+async function listen(server: Server): Promise<number> {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return (server.address() as AddressInfo).port;
+}
+
+/** Handles `/__test/log` (GET: what was received) and `/__test/reset` (POST). */
+function control(req: IncomingMessage, res: ServerResponse, log: Recorded[], reset: () => void): boolean {
+  if (req.url === "/__test/log") {
+    json(res, 200, log);
+    return true;
+  }
+  if (req.url === "/__test/reset") {
+    log.length = 0;
+    reset();
+    json(res, 200, { ok: true });
+    return true;
+  }
+  return false;
+}
+
+export async function startOrigin(): Promise<{ port: number; close: () => Promise<void> }> {
+  const log: Recorded[] = [];
+  const server = createServer(async (req, res) => {
+    const body = await readBody(req);
+    if (control(req, res, log, () => {})) return;
+    log.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
+    const url = new URL(req.url ?? "/", "http://origin");
+    const port = (server.address() as AddressInfo).port;
+    const status = /^\/base\/status\/(\d{3})$/.exec(url.pathname);
+    if (status) return json(res, Number(status[1]), { error: "origin says no", status: Number(status[1]) });
+    if (url.pathname === "/base/redirect-home") {
+      res.writeHead(302, { location: `http://127.0.0.1:${port}/base/landed?x=1` });
+      return res.end();
+    }
+    if (url.pathname === "/base/redirect-away") {
+      res.writeHead(302, { location: "https://elsewhere.example/landed" });
+      return res.end();
+    }
+    json(
+      res,
+      200,
+      { path: url.pathname, query: url.search, method: req.method, body, secret: "paid content" },
+      { "x-origin": "yes", "cache-control": "public, max-age=3600" },
+    );
+  });
+  const port = await listen(server);
+  return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
+}
+
+type Behaviour =
+  | { kind: "answer"; status: number; body: unknown }
+  | { kind: "garbage" }
+  | { kind: "hang" };
+
+/**
+ * Facilitator stub. By default /verify says valid and /settle succeeds with a fresh tx hash.
+ * `POST /__test/script {verify?, settle?}` sets the next behaviour until the next reset.
+ */
+export async function startFacilitator(): Promise<{ port: number; close: () => Promise<void> }> {
+  const log: Recorded[] = [];
+  let script: { verify?: Behaviour; settle?: Behaviour } = {};
+  let tx = 0;
+  const server = createServer(async (req, res) => {
+    const body = await readBody(req);
+    if (control(req, res, log, () => (script = {}))) return;
+    if (req.url === "/__test/script") {
+      script = JSON.parse(body);
+      return json(res, 200, { ok: true });
+    }
+    log.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
+    const request = JSON.parse(body || "{}");
+    const from = request?.paymentPayload?.payload?.authorization?.from;
+    const step = req.url === "/verify" ? "verify" : req.url === "/settle" ? "settle" : undefined;
+    if (!step) return json(res, 404, { error: "not found" });
+    const behaviour = script[step];
+    if (behaviour?.kind === "hang") return; // never answers; the Worker's timeout must fire
+    if (behaviour?.kind === "garbage") {
+      res.writeHead(200, { "content-type": "text/html" });
+      return res.end("<html>surprise</html>");
+    }
+    if (behaviour?.kind === "answer") return json(res, behaviour.status, behaviour.body);
+    if (step === "verify") return json(res, 200, { isValid: true, payer: from });
+    tx += 1;
+    return json(res, 200, {
+      success: true,
+      transaction: `0x${tx.toString(16).padStart(64, "0")}`,
+      network: request?.paymentRequirements?.network,
+      payer: from,
+    });
+  });
+  const port = await listen(server);
+  return {
+    port,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

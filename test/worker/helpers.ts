@@ -1,0 +1,158 @@
+/**
+ * Shared helpers for Worker tests: they run inside workerd, call the Worker through
+ * `exports.default.fetch`, keep prices in the real miniflare KV, and read what the loopback origin
+ * and facilitator received.
+ */
+import { env, exports } from "cloudflare:workers";
+import { type Hex, type PrivateKeyAccount, toHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import type { Requirement } from "../../src/pricing/document";
+
+export const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
+export const BASE_SEPOLIA_USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+export const buyer = privateKeyToAccount("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+export const stranger = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
+
+export const testEnv = env as unknown as Record<string, unknown> & { PRICING: KVNamespace; RECEIPTS: KVNamespace };
+const originBase = `http://127.0.0.1:${testEnv.ORIGIN_PORT}`;
+const facilitatorBase = `http://127.0.0.1:${testEnv.FACILITATOR_PORT}`;
+
+export const PRICING = {
+  version: 1,
+  defaults: { network: "eip155:84532", payTo: PAY_TO, maxTimeoutSeconds: 60, unmatched: "free" },
+  routes: [
+    { id: "weather", match: "GET /api/weather/:city", price: "$0.001", description: "Current weather" },
+    { id: "reports", match: "/reports/*", price: "$0.05", access: { ttl: 3600 }, description: "Reports" },
+    { id: "health", match: "/health", price: "free" },
+    { id: "failing", match: "/status/*", price: "$0.001" },
+    { id: "redirecting", match: "/redirect-home", price: "$0.001" },
+  ],
+};
+
+export async function setPricing(doc: unknown = PRICING): Promise<void> {
+  await testEnv.PRICING.put("pricing", typeof doc === "string" ? doc : JSON.stringify(doc));
+}
+
+export function call(path: string, init?: RequestInit): Promise<Response> {
+  return exports.default.fetch(new Request(`https://paywall.example${path}`, init));
+}
+
+export async function resetServers(): Promise<void> {
+  await fetch(`${originBase}/__test/reset`, { method: "POST" });
+  await fetch(`${facilitatorBase}/__test/reset`, { method: "POST" });
+}
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: Record<string, string | undefined>;
+  body: string;
+}
+
+export async function originLog(): Promise<Received[]> {
+  return (await fetch(`${originBase}/__test/log`)).json();
+}
+
+export async function facilitatorLog(): Promise<Received[]> {
+  return (await fetch(`${facilitatorBase}/__test/log`)).json();
+}
+
+type Behaviour = { kind: "answer"; status: number; body: unknown } | { kind: "garbage" } | { kind: "hang" };
+export async function scriptFacilitator(script: { verify?: Behaviour; settle?: Behaviour }): Promise<void> {
+  await fetch(`${facilitatorBase}/__test/script`, { method: "POST", body: JSON.stringify(script) });
+}
+
+export function requirement(overrides: Partial<Requirement> = {}): Requirement {
+  return {
+    scheme: "exact",
+    network: "eip155:84532",
+    amount: "1000",
+    asset: BASE_SEPOLIA_USDC,
+    payTo: PAY_TO,
+    maxTimeoutSeconds: 60,
+    extra: { name: "USDC", version: "2" },
+    ...overrides,
+  };
+}
+
+export interface SignOptions {
+  requirement?: Requirement;
+  signer?: PrivateKeyAccount;
+  from?: Hex;
+  to?: Hex;
+  value?: string;
+  validAfter?: number;
+  validBefore?: number;
+  nonce?: Hex;
+  /** Sign under another EIP-712 domain name (a forged or mistaken token). */
+  domainName?: string;
+}
+
+export async function signAuthorization(o: SignOptions = {}) {
+  const req = o.requirement ?? requirement();
+  const now = Math.floor(Date.now() / 1000);
+  const signer = o.signer ?? buyer;
+  const authorization = {
+    from: o.from ?? buyer.address,
+    to: (o.to ?? req.payTo) as Hex,
+    value: o.value ?? req.amount,
+    validAfter: String(o.validAfter ?? 0),
+    validBefore: String(o.validBefore ?? now + 3600),
+    nonce: o.nonce ?? toHex(crypto.getRandomValues(new Uint8Array(32))),
+  };
+  const signature = await signer.signTypedData({
+    domain: {
+      name: o.domainName ?? req.extra.name,
+      version: req.extra.version,
+      chainId: Number(req.network.split(":")[1]),
+      verifyingContract: req.asset as Hex,
+    },
+    types: {
+      TransferWithAuthorization: [
+        { name: "from", type: "address" },
+        { name: "to", type: "address" },
+        { name: "value", type: "uint256" },
+        { name: "validAfter", type: "uint256" },
+        { name: "validBefore", type: "uint256" },
+        { name: "nonce", type: "bytes32" },
+      ],
+    },
+    primaryType: "TransferWithAuthorization",
+    message: {
+      from: authorization.from,
+      to: authorization.to,
+      value: BigInt(authorization.value),
+      validAfter: BigInt(authorization.validAfter),
+      validBefore: BigInt(authorization.validBefore),
+      nonce: authorization.nonce,
+    },
+  });
+  return { signature, authorization };
+}
+
+export function encode(value: unknown): string {
+  return btoa(JSON.stringify(value));
+}
+
+/** A v2 `PAYMENT-SIGNATURE` value; `accepted` defaults to the requirement signed for. */
+export async function v2Header(o: SignOptions & { accepted?: Partial<Requirement>; url?: string } = {}): Promise<string> {
+  const req = o.requirement ?? requirement();
+  const payload = await signAuthorization(o);
+  return encode({
+    x402Version: 2,
+    resource: { url: o.url ?? "https://paywall.example/api/weather/paris" },
+    accepted: { ...req, ...o.accepted },
+    payload,
+  });
+}
+
+/** A v1 `X-PAYMENT` value. */
+export async function v1Header(o: SignOptions & { network?: string } = {}): Promise<string> {
+  const payload = await signAuthorization(o);
+  return encode({ x402Version: 1, scheme: "exact", network: o.network ?? "base-sepolia", payload });
+}
+
+export function decodeBase64Json(value: string | null): any {
+  if (value === null) throw new Error("header missing");
+  return JSON.parse(atob(value));
+}

@@ -1,0 +1,321 @@
+/**
+ * The paid request path end to end inside workerd: real miniflare KV, a real loopback origin and
+ * facilitator stub, real EIP-712 signatures.
+ */
+import { beforeEach, describe, expect, it } from "vitest";
+import {
+  BASE_SEPOLIA_USDC,
+  buyer,
+  call,
+  decodeBase64Json,
+  facilitatorLog,
+  originLog,
+  PAY_TO,
+  requirement,
+  resetServers,
+  scriptFacilitator,
+  setPricing,
+  testEnv,
+  v1Header,
+  v2Header,
+} from "./helpers";
+
+beforeEach(async () => {
+  await resetServers();
+  await setPricing();
+});
+
+describe("free and unmatched routes", () => {
+  it("forwards a free route unchanged: method, headers, body, query", async () => {
+    const res = await call("/health?a=1&b=%20x", {
+      method: "POST",
+      headers: { "content-type": "text/plain", "x-custom": "kept" },
+      body: "hello body",
+    });
+    expect(res.status).toBe(200);
+    const [seen] = await originLog();
+    expect(seen?.method).toBe("POST");
+    expect(seen?.url).toBe("/base/health?a=1&b=%20x");
+    expect(seen?.headers["x-custom"]).toBe("kept");
+    expect(seen?.body).toBe("hello body");
+    expect(seen?.headers["x-payment-payer"]).toBeUndefined();
+    // A free answer is the origin's own: its cache policy is not ours to change.
+    expect(res.headers.get("cache-control")).toBe("public, max-age=3600");
+  });
+
+  it("forwards unmatched requests when defaults.unmatched is free", async () => {
+    const res = await call("/anything/else");
+    expect(res.status).toBe(200);
+    expect((await originLog()).map((r) => r.url)).toEqual(["/base/anything/else"]);
+  });
+
+  it("refuses unmatched requests with 403 when defaults.unmatched is deny", async () => {
+    await setPricing({ version: 1, defaults: { payTo: PAY_TO, network: "eip155:84532", unmatched: "deny" }, routes: [] });
+    const res = await call("/anything");
+    expect(res.status).toBe(403);
+    expect(await res.json()).toMatchObject({ error: "route_denied" });
+    expect(await originLog()).toEqual([]);
+  });
+
+  it("strips a client's forged payer headers before forwarding", async () => {
+    await call("/health", { headers: { "x-payment-payer": buyer.address, "x-payment-route": "weather" } });
+    const [seen] = await originLog();
+    expect(seen?.headers["x-payment-payer"]).toBeUndefined();
+    expect(seen?.headers["x-payment-route"]).toBeUndefined();
+  });
+});
+
+describe("priced route without payment", () => {
+  it("answers 402 with v2 PAYMENT-REQUIRED and a v1-payable body", async () => {
+    const res = await call("/api/weather/paris?units=metric");
+    expect(res.status).toBe(402);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    const required = decodeBase64Json(res.headers.get("PAYMENT-REQUIRED"));
+    expect(required).toEqual({
+      x402Version: 2,
+      error: "payment_required",
+      resource: {
+        url: "https://paywall.example/api/weather/paris?units=metric",
+        description: "Current weather",
+        mimeType: "application/json",
+      },
+      accepts: [
+        {
+          scheme: "exact",
+          network: "eip155:84532",
+          amount: "1000",
+          asset: BASE_SEPOLIA_USDC,
+          payTo: PAY_TO,
+          maxTimeoutSeconds: 60,
+          extra: { name: "USDC", version: "2" },
+        },
+      ],
+    });
+    const body = (await res.json()) as any;
+    expect(body.x402Version).toBe(1);
+    expect(body.accepts).toEqual([
+      {
+        scheme: "exact",
+        network: "base-sepolia",
+        maxAmountRequired: "1000",
+        resource: "https://paywall.example/api/weather/paris?units=metric",
+        description: "Current weather",
+        mimeType: "application/json",
+        payTo: PAY_TO,
+        maxTimeoutSeconds: 60,
+        asset: BASE_SEPOLIA_USDC,
+        extra: { name: "USDC", version: "2" },
+      },
+    ]);
+    expect(res.headers.get("x-pricing-version")).toMatch(/^[0-9a-f]{16}$/);
+    expect(await originLog()).toEqual([]);
+    expect(await facilitatorLog()).toEqual([]);
+  });
+
+  it("treats HEAD like GET on a GET-priced route", async () => {
+    const res = await call("/api/weather/paris", { method: "HEAD" });
+    expect(res.status).toBe(402);
+    expect(await originLog()).toEqual([]);
+  });
+
+  it("matches with or without one trailing slash, so the slash is no way around the price", async () => {
+    expect((await call("/api/weather/paris/")).status).toBe(402);
+    expect(await originLog()).toEqual([]);
+  });
+});
+
+describe("paying with v2 (PAYMENT-SIGNATURE)", () => {
+  it("verifies, forwards without payment headers, settles, and answers with PAYMENT-RESPONSE", async () => {
+    const header = await v2Header();
+    const res = await call("/api/weather/paris?units=metric", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ path: "/base/api/weather/paris", query: "?units=metric" });
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    expect(res.headers.get("x-origin")).toBe("yes");
+    const settlement = decodeBase64Json(res.headers.get("PAYMENT-RESPONSE"));
+    expect(settlement).toMatchObject({ success: true, network: "eip155:84532", payer: buyer.address });
+    expect(settlement.transaction).toMatch(/^0x[0-9a-f]{64}$/);
+    expect(res.headers.get("access-control-expose-headers")).toContain("PAYMENT-RESPONSE");
+
+    const [seen] = await originLog();
+    expect(seen?.headers["payment-signature"]).toBeUndefined();
+    expect(seen?.headers["x-payment"]).toBeUndefined();
+    expect(seen?.headers["x-payment-payer"]).toBe(buyer.address);
+    expect(seen?.headers["x-payment-route"]).toBe("weather");
+
+    const calls = await facilitatorLog();
+    expect(calls.map((c) => c.url)).toEqual(["/verify", "/settle"]);
+    const verifyBody = JSON.parse(calls[0]?.body ?? "{}");
+    expect(verifyBody.x402Version).toBe(2);
+    expect(verifyBody.paymentPayload).toEqual(decodeBase64Json(header));
+    expect(verifyBody.paymentRequirements).toEqual(requirement());
+  });
+
+  it("stores a receipt in KV after settling", async () => {
+    const res = await call("/api/weather/oslo", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    const tx = decodeBase64Json(res.headers.get("PAYMENT-RESPONSE")).transaction;
+    await new Promise((r) => setTimeout(r, 50)); // the receipt is written with waitUntil
+    const keys = await testEnv.RECEIPTS.list({ prefix: "r:" });
+    const receipts = await Promise.all(keys.keys.map((k) => testEnv.RECEIPTS.get(k.name, "json")));
+    const mine = receipts.find((r: any) => r.tx === tx) as any;
+    expect(mine).toMatchObject({
+      routeId: "weather",
+      payer: buyer.address,
+      network: "eip155:84532",
+      asset: BASE_SEPOLIA_USDC,
+      amount: "1000",
+    });
+    expect(mine.expiresAt).toBe(mine.settledAt);
+    expect(keys.keys.every((k) => /^r:[0-9a-f]{64}$/.test(k.name))).toBe(true);
+  });
+
+  it("refuses the same payment again with payment_already_used, without facilitator or origin", async () => {
+    const header = await v2Header();
+    expect((await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(200);
+    await resetServers();
+    const again = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(again.status).toBe(402);
+    expect(((await again.json()) as any).error).toBe("payment_already_used");
+    expect(await facilitatorLog()).toEqual([]);
+    expect(await originLog()).toEqual([]);
+  });
+
+  it("refuses the same payment re-encoded with other JSON spelling", async () => {
+    const header = await v2Header();
+    expect((await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(200);
+    await resetServers();
+    const decoded = decodeBase64Json(header);
+    const respelled = btoa(JSON.stringify({ payload: decoded.payload, accepted: decoded.accepted, x402Version: 2 }, null, 2));
+    const again = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": respelled } });
+    expect(((await again.json()) as any).error).toBe("payment_already_used");
+    expect(await facilitatorLog()).toEqual([]);
+  });
+});
+
+describe("paying with v1 (X-PAYMENT)", () => {
+  it("pays from the v1 body and answers with X-PAYMENT-RESPONSE", async () => {
+    const res = await call("/api/weather/lima", { headers: { "X-PAYMENT": await v1Header() } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("PAYMENT-RESPONSE")).toBeNull();
+    const settlement = decodeBase64Json(res.headers.get("X-PAYMENT-RESPONSE"));
+    expect(settlement).toMatchObject({ success: true, payer: buyer.address, network: "base-sepolia" });
+    const [verify] = await facilitatorLog();
+    const body = JSON.parse(verify?.body ?? "{}");
+    expect(body.x402Version).toBe(1);
+    expect(body.paymentRequirements).toMatchObject({
+      scheme: "exact",
+      network: "base-sepolia",
+      maxAmountRequired: "1000",
+      resource: "https://paywall.example/api/weather/lima",
+      asset: BASE_SEPOLIA_USDC,
+    });
+    expect((await originLog())[0]?.headers["x-payment"]).toBeUndefined();
+  });
+});
+
+describe("access windows", () => {
+  it("serves the same payment again on its route without any facilitator call", async () => {
+    const req = requirement({ amount: "50000" });
+    const header = await v2Header({ requirement: req });
+    const first = await call("/reports/q1", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(first.status).toBe(200);
+    const tx = decodeBase64Json(first.headers.get("PAYMENT-RESPONSE")).transaction;
+    await resetServers();
+
+    const again = await call("/reports/q2", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(again.status).toBe(200);
+    expect(decodeBase64Json(again.headers.get("PAYMENT-RESPONSE")).transaction).toBe(tx);
+    expect(await facilitatorLog()).toEqual([]);
+    expect((await originLog()).map((r) => r.headers["x-payment-route"])).toEqual(["reports"]);
+  });
+
+  it("does not open another route with a payment made for an access window", async () => {
+    const req = requirement({ amount: "50000" });
+    const header = await v2Header({ requirement: req });
+    expect((await call("/reports/q1", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(200);
+    await resetServers();
+    const other = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(other.status).toBe(402);
+    expect(((await other.json()) as any).error).toBe("payment_already_used");
+    expect(await originLog()).toEqual([]);
+  });
+});
+
+describe("origin and settlement failures", () => {
+  it("does not settle when the origin answers >= 400, and returns the origin's answer", async () => {
+    const res = await call("/status/500", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({ error: "origin says no" });
+    expect(res.headers.get("PAYMENT-RESPONSE")).toBeNull();
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    expect((await facilitatorLog()).map((c) => c.url)).toEqual(["/verify"]);
+  });
+
+  it("lets the buyer retry the same payment after an origin failure", async () => {
+    const header = await v2Header();
+    expect((await call("/status/503", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(503);
+    expect((await call("/status/200", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(200);
+  });
+
+  it("withholds the origin body and answers 402 with the reason when settlement fails", async () => {
+    await scriptFacilitator({
+      settle: {
+        kind: "answer",
+        status: 400,
+        body: { success: false, errorReason: "invalid_exact_evm_nonce_already_used", transaction: "", network: "eip155:84532" },
+      },
+    });
+    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(402);
+    const text = await res.text();
+    expect(text).not.toContain("paid content");
+    expect(JSON.parse(text)).toMatchObject({ error: "settle_failed", detail: "invalid_exact_evm_nonce_already_used" });
+    expect(res.headers.get("PAYMENT-REQUIRED")).not.toBeNull();
+  });
+
+  it("answers 402 verify_rejected with the facilitator's reason, origin not called", async () => {
+    await scriptFacilitator({
+      verify: { kind: "answer", status: 400, body: { isValid: false, invalidReason: "invalid_exact_evm_insufficient_balance" } },
+    });
+    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(402);
+    expect(await res.json()).toMatchObject({ error: "verify_rejected", detail: "invalid_exact_evm_insufficient_balance" });
+    expect(await originLog()).toEqual([]);
+  });
+
+  it.each([
+    ["times out on /verify", { verify: { kind: "hang" } }, 503, "facilitator_timeout"],
+    ["answers garbage on /verify", { verify: { kind: "garbage" } }, 502, "facilitator_bad_response"],
+    ["answers 500 on /verify", { verify: { kind: "answer", status: 500, body: { isValid: false } } }, 502, "facilitator_bad_response"],
+    ["answers a wrong shape on /verify", { verify: { kind: "answer", status: 200, body: { ok: true } } }, 502, "facilitator_bad_response"],
+  ] as const)("fails closed when the facilitator %s, origin not called", async (_name, script, status, reason) => {
+    await scriptFacilitator(script as never);
+    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(status);
+    expect(await res.json()).toMatchObject({ error: reason });
+    expect(await originLog()).toEqual([]);
+  });
+
+  it("withholds the body when /settle times out", async () => {
+    await scriptFacilitator({ settle: { kind: "hang" } });
+    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(503);
+    const text = await res.text();
+    expect(text).not.toContain("paid content");
+    expect(JSON.parse(text)).toMatchObject({ error: "facilitator_timeout" });
+  });
+});
+
+describe("redirects", () => {
+  it("rewrites a redirect to the origin's host onto the public host", async () => {
+    const res = await call("/redirect-home", { headers: { "PAYMENT-SIGNATURE": await v2Header() }, redirect: "manual" });
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("https://paywall.example/landed?x=1");
+  });
+
+  it("leaves a redirect to another host alone", async () => {
+    const res = await call("/redirect-away", { redirect: "manual" });
+    expect(res.status).toBe(302);
+    expect(res.headers.get("location")).toBe("https://elsewhere.example/landed");
+  });
+});

@@ -1,0 +1,52 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    // Worker test files share one loopback origin and facilitator stub, so they run one at a time.
+    fileParallelism: false,
+    // The Worker logs one JSON line per refusal and settlement; show them only for failing tests.
+    silent: "passed-only",
+    projects: [
+      {
+        test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
+      },
+      {
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ORIGIN_URL: `http://127.0.0.1:${inject<number>("originPort")}/base`,
+                FACILITATOR_URL: `http://127.0.0.1:${inject<number>("facilitatorPort")}`,
+                FACILITATOR_VERIFY_TIMEOUT_MS: "1000",
+                FACILITATOR_SETTLE_TIMEOUT_MS: "1000",
+                PRICING_CACHE_SECONDS: "0",
+                ORIGIN_PORT: String(inject<number>("originPort")),
+                FACILITATOR_PORT: String(inject<number>("facilitatorPort")),
+              },
+              serviceBindings: { ORIGIN_SERVICE: "origin-service" },
+              workers: [
+                {
+                  name: "origin-service",
+                  modules: true,
+                  compatibilityDate: "2026-11-01",
+                  script: `export default { async fetch(request) {
+                    return Response.json({ via: "service-binding", url: request.url,
+                      payer: request.headers.get("x-payment-payer"), route: request.headers.get("x-payment-route"),
+                      payment: request.headers.get("payment-signature") ?? request.headers.get("x-payment") });
+                  } };`,
+                },
+              ],
+            },
+          })),
+        ],
+        test: {
+          name: "worker",
+          include: ["test/worker/**/*.test.ts"],
+          globalSetup: ["test/support/global-setup.ts"],
+        },
+      },
+    ],
+  },
+});
