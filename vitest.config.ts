@@ -12,6 +12,10 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
       },
       {
+        // The deployed bundle under plain workerd, spoken to over raw sockets.
+        test: { name: "raw", include: ["test/raw/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
+      },
+      {
         plugins: [
           cloudflareTest(({ inject }) => ({
             wrangler: { configPath: "./wrangler.toml" },

@@ -1,0 +1,88 @@
+/**
+ * Runs the Worker exactly as deployed — wrangler's bundle under `workerd serve`, no proxy in front —
+ * so tests can speak raw HTTP to it. Node-side only.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { copyFile, mkdtemp, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import workerdPath from "workerd";
+
+const run = promisify(execFile);
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  if (typeof address !== "object" || address === null) throw new Error("no port");
+  return address.port;
+}
+
+/** `wrangler deploy --dry-run` into a temp dir; returns the bundle's path. */
+export async function buildWorker(): Promise<string> {
+  const outdir = await mkdtemp(join(tmpdir(), "paywall-build-"));
+  await run("npx", ["--no-install", "wrangler", "deploy", "--dry-run", "--outdir", outdir], {
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", XDG_CONFIG_HOME: join(outdir, ".xdg") },
+  });
+  return join(outdir, "index.js");
+}
+
+export interface RunningWorker {
+  port: number;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Serves `bundle` with the given text vars. KV namespaces point at a service that answers 404 to
+ * everything (an empty namespace), which is all the tests that use this need.
+ */
+export async function serveWorker(bundle: string, vars: Record<string, string>): Promise<RunningWorker> {
+  const dir = await mkdtemp(join(tmpdir(), "paywall-workerd-"));
+  const port = await freePort();
+  const bindings = Object.entries(vars)
+    .map(([name, value]) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`)
+    .concat(['(name = "PRICING", kvNamespace = "empty-kv")', '(name = "RECEIPTS", kvNamespace = "empty-kv")'])
+    .join(", ");
+  // capnp `embed` paths are relative to the config file, so the bundle sits beside it.
+  await copyFile(bundle, join(dir, "index.js"));
+  await writeFile(join(dir, "empty-kv.js"), "export default { fetch() { return new Response(null, { status: 404 }); } };");
+  await writeFile(
+    join(dir, "config.capnp"),
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "main", worker = (modules = [(name = "index.js", esModule = embed "index.js")],
+      compatibilityDate = "2026-11-01", bindings = [${bindings}])),
+    (name = "empty-kv", worker = (modules = [(name = "kv.js", esModule = embed "empty-kv.js")], compatibilityDate = "2026-11-01")),
+  ],
+  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
+);
+`,
+  );
+  const child: ChildProcess = spawn(workerdPath, ["serve", join(dir, "config.capnp")], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => (stderr += chunk));
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`workerd exited: ${stderr}`);
+    try {
+      await fetch(`http://127.0.0.1:${port}/__x402/health`);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`workerd did not start: ${stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  return {
+    port,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
