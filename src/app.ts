@@ -30,7 +30,9 @@ export function createApp(options: AppOptions = {}) {
     if (rt) return rt;
     const parsed = loadConfig(env);
     if (!parsed.ok) {
-      rt = errorResponse(fail("config_invalid", `Worker configuration: ${parsed.variable} ${parsed.problem}.`, parsed.variable));
+      rt = errorResponse(
+        fail("config_invalid", `Worker configuration: ${parsed.variable} ${parsed.problem}.`, parsed.variable),
+      );
     } else {
       const config = parsed.config;
       const log = options.log ?? logJson;
@@ -71,7 +73,10 @@ export function createApp(options: AppOptions = {}) {
     const rt = c.get("rt");
     const pricing = await rt.pricing.get(rt.nowMs());
     return c.json(
-      { status: "ok", pricing: pricing.ok ? { loaded: true, version: pricing.table.version } : { loaded: false, why: pricing.why } },
+      {
+        status: "ok",
+        pricing: pricing.ok ? { loaded: true, version: pricing.table.version } : { loaded: false, why: pricing.why },
+      },
       200,
       { "cache-control": "no-store" },
     );
@@ -80,7 +85,8 @@ export function createApp(options: AppOptions = {}) {
   app.get(`${BUILTIN_PREFIX}pricing`, async (c) => {
     const rt = c.get("rt");
     const pricing = await rt.pricing.get(rt.nowMs());
-    if (!pricing.ok) return errorResponse(fail("pricing_unavailable", "No valid pricing table is loaded.", pricing.why));
+    if (!pricing.ok)
+      return errorResponse(fail("pricing_unavailable", "No valid pricing table is loaded.", pricing.why));
     const { table } = pricing;
     return c.json(
       {

@@ -4,11 +4,7 @@
  * never echoing a secret's value.
  */
 import { isAddress } from "viem";
-import {
-  DEFAULT_PRICING_CACHE_SECONDS,
-  DEFAULT_SETTLE_TIMEOUT_MS,
-  DEFAULT_VERIFY_TIMEOUT_MS,
-} from "./constants";
+import { DEFAULT_PRICING_CACHE_SECONDS, DEFAULT_SETTLE_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from "./constants";
 
 /** What wrangler.toml, `wrangler secret` and `.dev.vars` provide. */
 export interface Bindings {

@@ -81,7 +81,11 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
       }
       return {
         ok: false,
-        failure: fail("facilitator_unreachable", `The facilitator could not be reached for ${path}.`, (error as Error).name),
+        failure: fail(
+          "facilitator_unreachable",
+          `The facilitator could not be reached for ${path}.`,
+          (error as Error).name,
+        ),
       };
     }
     if (text.length > MAX_FACILITATOR_REPLY_BYTES) return bad(path, "reply is too large");
@@ -107,5 +111,8 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
 }
 
 function bad(path: string, detail: string): { ok: false; failure: Failure } {
-  return { ok: false, failure: fail("facilitator_bad_response", `The facilitator gave an unusable answer to ${path}.`, detail) };
+  return {
+    ok: false,
+    failure: fail("facilitator_bad_response", `The facilitator gave an unusable answer to ${path}.`, detail),
+  };
 }

@@ -26,7 +26,17 @@ export interface ForwardInput {
 export type Forwarded = { ok: true; response: Response } | { ok: false; failure: Failure };
 
 // RFC 9110 §7.6.1, plus the ones every proxy drops.
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+];
 const OURS = [HEADER.paymentSignature, HEADER.xPayment, HEADER.payer, HEADER.route, HEADER.originSecret];
 
 export async function forwardToOrigin(config: Config, input: ForwardInput): Promise<Forwarded> {
@@ -55,7 +65,10 @@ export async function forwardToOrigin(config: Config, input: ForwardInput): Prom
       ...(binding ? { customFetch: (request: Request) => binding.fetch(request) } : {}),
     });
   } catch (error) {
-    return { ok: false, failure: fail("origin_unreachable", "The origin could not be reached.", (error as Error).name) };
+    return {
+      ok: false,
+      failure: fail("origin_unreachable", "The origin could not be reached.", (error as Error).name),
+    };
   }
 
   const location = response.headers.get("location");

@@ -26,9 +26,7 @@ export type PathProblem =
   | "encoded_unreserved"
   | "invalid_utf8";
 
-export type CanonicalPath =
-  | { ok: true; path: string; segments: string[] }
-  | { ok: false; problem: PathProblem };
+export type CanonicalPath = { ok: true; path: string; segments: string[] } | { ok: false; problem: PathProblem };
 
 // Bytes that RFC 3986 `pchar` allows raw: ALPHA DIGIT - . _ ~ ! $ & ' ( ) * + , ; = : @
 const RAW_OK = new Uint8Array(128);

@@ -44,14 +44,17 @@ export async function handleRequest(request: Request, rt: Runtime, waitUntil: Wa
   }
   const pricing = await rt.pricing.get(rt.nowMs());
   if (!pricing.ok) {
-    return errorResponse(fail("pricing_unavailable", "No valid pricing table is loaded; refusing to serve.", pricing.why));
+    return errorResponse(
+      fail("pricing_unavailable", "No valid pricing table is loaded; refusing to serve.", pricing.why),
+    );
   }
   const table = pricing.table;
   const preflightMethod = preflightMethodOf(request);
   const route = table.matcher.match(preflightMethod ?? request.method, canonical.segments);
 
   if (!route) {
-    if (table.unmatched === "deny") return errorResponse(fail("route_denied", "No route is configured for this request."));
+    if (table.unmatched === "deny")
+      return errorResponse(fail("route_denied", "No route is configured for this request."));
     return forwardFree(request, rt.config, path, query);
   }
   if (route.accepts.length === 0) return forwardFree(request, rt.config, path, query);
@@ -85,7 +88,12 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     return refuse(fail("payment_header_conflict", "Send PAYMENT-SIGNATURE or X-PAYMENT, not both."));
   }
   if (v2Header === null && v1Header === null) {
-    return paymentFailureResponse(route, resourceUrl, fail("payment_required", "This resource requires payment."), p.table.version);
+    return paymentFailureResponse(
+      route,
+      resourceUrl,
+      fail("payment_required", "This resource requires payment."),
+      p.table.version,
+    );
   }
   const version = v2Header !== null ? 2 : 1;
   const decoded = decodePayment((v2Header ?? v1Header) as string, version);
@@ -103,7 +111,13 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     if (receipt.expiresAt <= nowSeconds) {
       return refuse(fail("access_window_expired", "The access window bought with this payment has ended.", receipt.tx));
     }
-    const forwarded = await forwardToOrigin(rt.config, { request, path: p.path, query: p.query, payer: receipt.payer, routeId: route.id });
+    const forwarded = await forwardToOrigin(rt.config, {
+      request,
+      path: p.path,
+      query: p.query,
+      payer: receipt.payer,
+      routeId: route.id,
+    });
     if (!forwarded.ok) return markPaid(errorResponse(forwarded.failure));
     return markPaid(withSettlement(forwarded.response, version, receiptSettlement(receipt)));
   }
@@ -122,11 +136,19 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   const verified = await rt.facilitator.verify(facilitatorRequest);
   if (!verified.ok) return refuse(verified.failure);
   if (!verified.reply.isValid) {
-    return refuse(fail("verify_rejected", "The facilitator rejected this payment.", verified.reply.invalidReason ?? "unknown"));
+    return refuse(
+      fail("verify_rejected", "The facilitator rejected this payment.", verified.reply.invalidReason ?? "unknown"),
+    );
   }
   const payer = verified.reply.payer ?? payment.authorization.from;
 
-  const forwarded = await forwardToOrigin(rt.config, { request, path: p.path, query: p.query, payer, routeId: route.id });
+  const forwarded = await forwardToOrigin(rt.config, {
+    request,
+    path: p.path,
+    query: p.query,
+    payer,
+    routeId: route.id,
+  });
   if (!forwarded.ok) return markPaid(errorResponse(forwarded.failure));
   const response = forwarded.response;
   // The origin failed: nobody is charged, and the buyer may retry with the same payment.
@@ -149,7 +171,9 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     settledAt: nowSeconds,
     expiresAt: nowSeconds + (route.accessTtlSeconds ?? 0),
   };
-  waitUntil(rt.receipts.put(key, stored, receiptTtlSeconds(stored, payment.authorization.validBefore, nowSeconds), nowSeconds));
+  waitUntil(
+    rt.receipts.put(key, stored, receiptTtlSeconds(stored, payment.authorization.validBefore, nowSeconds), nowSeconds),
+  );
   rt.log("payment_settled", { route: route.id, payer: stored.payer, amount: stored.amount, tx: stored.tx });
   return markPaid(withSettlement(response, version, settled.reply));
 }
@@ -174,4 +198,3 @@ function preflightMethodOf(request: Request): string | undefined {
   if (request.method !== "OPTIONS" || !request.headers.has("origin")) return undefined;
   return request.headers.get("access-control-request-method")?.toUpperCase() ?? undefined;
 }
-

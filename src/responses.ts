@@ -23,7 +23,12 @@ export function errorResponse(failure: Failure): Response {
  * A failure on a priced route. 402s carry the requirements again (v2 header, v1 body, `error` =
  * the reason) so the buyer can pay correctly; other statuses get the plain error body.
  */
-export function paymentFailureResponse(route: RouteRule, resourceUrl: string, failure: Failure, pricingVersion: string): Response {
+export function paymentFailureResponse(
+  route: RouteRule,
+  resourceUrl: string,
+  failure: Failure,
+  pricingVersion: string,
+): Response {
   const status = statusOf(failure.reason);
   if (status !== 402) return withCors(errorResponse(failure));
   const body = {

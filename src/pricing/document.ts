@@ -4,8 +4,9 @@
  * `compilePricing` never throws for a bad document: it returns every problem it finds, each with
  * the JSON path of the offending value, so an owner can fix them all in one edit.
  */
-import { getDefaultAsset } from "@x402/evm";
+
 import { z } from "@x402/core/schemas";
+import { getDefaultAsset } from "@x402/evm";
 import { isAddress } from "viem";
 import { compileMatcher, type Matcher } from "./matcher";
 import { checkAtomic, type MoneyResult, usdToAtomic } from "./money";
@@ -67,10 +68,7 @@ const AssetSchema = z
   })
   .strict();
 
-const PriceSchema = z.union([
-  z.string().min(1),
-  z.object({ amount: z.string().min(1), asset: Name }).strict(),
-]);
+const PriceSchema = z.union([z.string().min(1), z.object({ amount: z.string().min(1), asset: Name }).strict()]);
 
 const OptionSchema = z
   .object({ price: PriceSchema, network: Caip2Evm.optional(), asset: Name.optional(), payTo: Address.optional() })
@@ -88,7 +86,10 @@ const RouteSchema = z
     payTo: Address.optional(),
     maxTimeoutSeconds: Timeout.optional(),
     accepts: z.array(OptionSchema).min(1).max(16).optional(),
-    access: z.object({ ttl: z.number().int().min(1).max(31_536_000) }).strict().optional(),
+    access: z
+      .object({ ttl: z.number().int().min(1).max(31_536_000) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -145,7 +146,8 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
   doc.routes.forEach((route, i) => {
     const at = `$.routes[${i}]`;
     const firstId = ids.get(route.id);
-    if (firstId !== undefined) problems.push({ path: `${at}.id`, message: `duplicate id "${route.id}" (also routes[${firstId}])` });
+    if (firstId !== undefined)
+      problems.push({ path: `${at}.id`, message: `duplicate id "${route.id}" (also routes[${firstId}])` });
     else ids.set(route.id, i);
 
     const pattern = parsePattern(route.match);
@@ -207,7 +209,8 @@ function compileAccepts(
   }
   if (route.price === "free") {
     for (const key of ["network", "asset", "payTo", "maxTimeoutSeconds"] as const) {
-      if (route[key] !== undefined) problems.push({ path: `${at}.${key}`, message: "a free route takes no payment settings" });
+      if (route[key] !== undefined)
+        problems.push({ path: `${at}.${key}`, message: "a free route takes no payment settings" });
     }
     return [];
   }
@@ -260,14 +263,20 @@ function compileOption(
       return undefined;
     }
     if (wantedNetwork !== undefined && wantedNetwork !== named.network) {
-      problems.push({ path: `${path}.network`, message: `asset "${assetName}" lives on ${named.network}, not ${wantedNetwork}` });
+      problems.push({
+        path: `${path}.network`,
+        message: `asset "${assetName}" lives on ${named.network}, not ${wantedNetwork}`,
+      });
       return undefined;
     }
     asset = { ...named, address: named.address as `0x${string}`, ...named.eip712 };
   } else {
     const network = wantedNetwork ?? doc.defaults?.network ?? fallbacks.network;
     if (!network) {
-      problems.push({ path: `${path}.network`, message: "no network here, in defaults.network, or in the NETWORK var" });
+      problems.push({
+        path: `${path}.network`,
+        message: "no network here, in defaults.network, or in the NETWORK var",
+      });
       return undefined;
     }
     const known = defaultStablecoin(network);
@@ -300,7 +309,13 @@ function defaultStablecoin(network: string) {
     const info = getDefaultAsset(network as `${string}:${string}`);
     // Only EIP-3009 tokens (no special transfer method) can be paid with the `exact` scheme here.
     if ("assetTransferMethod" in info && info.assetTransferMethod) return undefined;
-    return { network, address: info.asset as `0x${string}`, decimals: info.decimals, name: info.name, version: info.version };
+    return {
+      network,
+      address: info.asset as `0x${string}`,
+      decimals: info.decimals,
+      name: info.name,
+      version: info.version,
+    };
   } catch {
     return undefined;
   }

@@ -7,7 +7,7 @@ export type MoneyResult = { ok: true; atomic: string } | { ok: false; problem: s
 
 /** Plain decimal: digits, optional fraction. No sign, no exponent, no grouping commas. */
 const DECIMAL = /^(0|[1-9][0-9]{0,14})(?:\.([0-9]+))?$/;
-const ATOMIC = /^(0|[1-9][0-9]{0,76})$/;
+const ATOMIC = /^(0|[1-9][0-9]{0,77})$/;
 const UINT256_MAX = (1n << 256n) - 1n;
 
 /** `"$0.001"` → atomic units of an asset with `decimals` decimals. */

@@ -25,12 +25,16 @@ export function selectRequirement(payment: Payment, route: RouteRule): Selected 
   const accepted = payment.accepted;
   if (accepted) {
     const requirement = onNetwork.find((r) => same(r.asset, accepted.asset));
-    if (!requirement) return { ok: false, failure: fail("asset_mismatch", "This route is not paid in that asset.", accepted.asset) };
+    if (!requirement)
+      return { ok: false, failure: fail("asset_mismatch", "This route is not paid in that asset.", accepted.asset) };
     if (!same(accepted.payTo, requirement.payTo)) {
       return { ok: false, failure: fail("pay_to_mismatch", "The payment names another recipient.", accepted.payTo) };
     }
     if (accepted.amount !== requirement.amount) {
-      return { ok: false, failure: fail("amount_mismatch", `This route costs ${requirement.amount}.`, accepted.amount) };
+      return {
+        ok: false,
+        failure: fail("amount_mismatch", `This route costs ${requirement.amount}.`, accepted.amount),
+      };
     }
     return { ok: true, requirement };
   }
@@ -42,7 +46,11 @@ export function selectRequirement(payment: Payment, route: RouteRule): Selected 
 }
 
 /** Recipient, amount and validity window of the signed authorization. */
-export function checkAuthorization(payment: Payment, requirement: Requirement, nowSeconds: number): Failure | undefined {
+export function checkAuthorization(
+  payment: Payment,
+  requirement: Requirement,
+  nowSeconds: number,
+): Failure | undefined {
   const auth = payment.authorization;
   if (!same(auth.to, requirement.payTo)) {
     return fail("pay_to_mismatch", "The signed authorization pays another recipient.", auth.to);

@@ -5,7 +5,9 @@
  */
 import { MAX_PAYMENT_HEADER_BYTES } from "../constants";
 
-export type Decoded = { ok: true; value: unknown } | { ok: false; problem: "too_large" | "not_base64" | "not_json" };
+export type Decoded =
+  | { ok: true; value: unknown }
+  | { ok: false; problem: "too_large" | "not_base64" | "not_utf8" | "not_json" };
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
@@ -15,14 +17,19 @@ export function decodeHeaderJson(header: string, maxBytes = MAX_PAYMENT_HEADER_B
   if (header.length > maxBytes) return { ok: false, problem: "too_large" };
   const trimmed = header.trim();
   if (trimmed === "" || !BASE64.test(trimmed)) return { ok: false, problem: "not_base64" };
-  let text: string;
+  let binary: string;
   try {
-    const binary = atob(trimmed);
-    const bytes = new Uint8Array(binary.length);
-    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-    text = UTF8.decode(bytes);
+    binary = atob(trimmed);
   } catch {
     return { ok: false, problem: "not_base64" };
+  }
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    return { ok: false, problem: "not_utf8" };
   }
   try {
     return { ok: true, value: JSON.parse(text) };

@@ -67,7 +67,11 @@ export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentRe
   if (raw.x402Version !== expectedVersion) {
     const header = expectedVersion === 2 ? "PAYMENT-SIGNATURE" : "X-PAYMENT";
     return no(
-      fail("unsupported_x402_version", `${header} carries x402Version ${expectedVersion} payloads only.`, String(raw.x402Version)),
+      fail(
+        "unsupported_x402_version",
+        `${header} carries x402Version ${expectedVersion} payloads only.`,
+        String(raw.x402Version),
+      ),
     );
   }
 

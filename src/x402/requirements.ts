@@ -51,7 +51,11 @@ export function buildPaymentRequiredV1(route: RouteRule, resourceUrl: string, er
 }
 
 /** undefined when v1 has no name for the requirement's network. */
-export function toRequirementV1(requirement: Requirement, route: RouteRule, resourceUrl: string): RequirementV1 | undefined {
+export function toRequirementV1(
+  requirement: Requirement,
+  route: RouteRule,
+  resourceUrl: string,
+): RequirementV1 | undefined {
   const network = toV1Network(requirement.network);
   if (!network) return undefined;
   return {

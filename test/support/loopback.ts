@@ -73,10 +73,7 @@ export async function startOrigin(): Promise<{ port: number; close: () => Promis
   return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-type Behaviour =
-  | { kind: "answer"; status: number; body: unknown }
-  | { kind: "garbage" }
-  | { kind: "hang" };
+type Behaviour = { kind: "answer"; status: number; body: unknown } | { kind: "garbage" } | { kind: "hang" };
 
 /**
  * Facilitator stub. By default /verify says valid and /settle succeeds with a fresh tx hash.

@@ -25,7 +25,12 @@ export async function freePort(): Promise<number> {
 export async function buildWorker(): Promise<string> {
   const outdir = await mkdtemp(join(tmpdir(), "paywall-build-"));
   await run("npx", ["--no-install", "wrangler", "deploy", "--dry-run", "--outdir", outdir], {
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", XDG_CONFIG_HOME: join(outdir, ".xdg") },
+    env: {
+      ...process.env,
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      XDG_CONFIG_HOME: join(outdir, ".xdg"),
+    },
   });
   return join(outdir, "index.js");
 }
@@ -48,7 +53,10 @@ export async function serveWorker(bundle: string, vars: Record<string, string>):
     .join(", ");
   // capnp `embed` paths are relative to the config file, so the bundle sits beside it.
   await copyFile(bundle, join(dir, "index.js"));
-  await writeFile(join(dir, "empty-kv.js"), "export default { fetch() { return new Response(null, { status: 404 }); } };");
+  await writeFile(
+    join(dir, "empty-kv.js"),
+    "export default { fetch() { return new Response(null, { status: 404 }); } };",
+  );
   await writeFile(
     join(dir, "config.capnp"),
     `using Workerd = import "/workerd/workerd.capnp";
@@ -62,7 +70,9 @@ const config :Workerd.Config = (
 );
 `,
   );
-  const child: ChildProcess = spawn(workerdPath, ["serve", join(dir, "config.capnp")], { stdio: ["ignore", "ignore", "pipe"] });
+  const child: ChildProcess = spawn(workerdPath, ["serve", join(dir, "config.capnp")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr?.on("data", (chunk) => (stderr += chunk));
   const deadline = Date.now() + 15_000;

@@ -135,7 +135,9 @@ export function encode(value: unknown): string {
 }
 
 /** A v2 `PAYMENT-SIGNATURE` value; `accepted` defaults to the requirement signed for. */
-export async function v2Header(o: SignOptions & { accepted?: Partial<Requirement>; url?: string } = {}): Promise<string> {
+export async function v2Header(
+  o: SignOptions & { accepted?: Partial<Requirement>; url?: string } = {},
+): Promise<string> {
   const req = o.requirement ?? requirement();
   const payload = await signAuthorization(o);
   return encode({

@@ -34,30 +34,70 @@ const v1 = (make: () => Promise<string>) => async () => ({ "X-PAYMENT": await ma
 
 const cases: Case[] = [
   ["missing", async () => ({}), 402, "payment_required"],
-  ["oversize (over 8 KiB)", async () => ({ "PAYMENT-SIGNATURE": "A".repeat(8 * 1024 + 4) }), 400, "payment_header_too_large"],
+  [
+    "oversize (over 8 KiB)",
+    async () => ({ "PAYMENT-SIGNATURE": "A".repeat(8 * 1024 + 4) }),
+    400,
+    "payment_header_too_large",
+  ],
   ["not base64", async () => ({ "PAYMENT-SIGNATURE": "!!!not*base64!!!" }), 400, "payment_header_malformed"],
   ["not JSON", async () => ({ "PAYMENT-SIGNATURE": btoa("hello, world") }), 400, "payment_header_malformed"],
   ["JSON but not an object", async () => ({ "PAYMENT-SIGNATURE": btoa("[1,2,3]") }), 400, "payment_header_malformed"],
-  ["invalid UTF-8 inside the base64", async () => ({ "PAYMENT-SIGNATURE": btoa("\xff\xfe{}") }), 400, "payment_header_malformed"],
-  ["unknown x402Version", v2(async () => encode({ ...JSON.parse(atob(await v2Header())), x402Version: 3 })), 400, "unsupported_x402_version"],
+  [
+    "invalid UTF-8 inside the base64",
+    async () => ({ "PAYMENT-SIGNATURE": btoa("\xff\xfe{}") }),
+    400,
+    "payment_header_malformed",
+  ],
+  [
+    "unknown x402Version",
+    v2(async () => encode({ ...JSON.parse(atob(await v2Header())), x402Version: 3 })),
+    400,
+    "unsupported_x402_version",
+  ],
   ["a v1 payload in PAYMENT-SIGNATURE", v2(() => v1Header()), 400, "unsupported_x402_version"],
   ["a v2 payload in X-PAYMENT", v1(() => v2Header()), 400, "unsupported_x402_version"],
-  ["both headers at once", async () => ({ "PAYMENT-SIGNATURE": await v2Header(), "X-PAYMENT": await v1Header() }), 400, "payment_header_conflict"],
-  ["missing the accepted requirement", v2(async () => {
-    const { accepted: _drop, ...rest } = JSON.parse(atob(await v2Header()));
-    return encode(rest);
-  }), 400, "payment_header_malformed"],
-  ["missing the authorization", v2(async () => encode({ ...JSON.parse(atob(await v2Header())), payload: { signature: "0x00" } })), 400, "payment_header_malformed"],
-  ["a non-hex signature", v2(async () => {
-    const p = JSON.parse(atob(await v2Header()));
-    p.payload.signature = "0xzz";
-    return encode(p);
-  }), 400, "payment_header_malformed"],
+  [
+    "both headers at once",
+    async () => ({ "PAYMENT-SIGNATURE": await v2Header(), "X-PAYMENT": await v1Header() }),
+    400,
+    "payment_header_conflict",
+  ],
+  [
+    "missing the accepted requirement",
+    v2(async () => {
+      const { accepted: _drop, ...rest } = JSON.parse(atob(await v2Header()));
+      return encode(rest);
+    }),
+    400,
+    "payment_header_malformed",
+  ],
+  [
+    "missing the authorization",
+    v2(async () => encode({ ...JSON.parse(atob(await v2Header())), payload: { signature: "0x00" } })),
+    400,
+    "payment_header_malformed",
+  ],
+  [
+    "a non-hex signature",
+    v2(async () => {
+      const p = JSON.parse(atob(await v2Header()));
+      p.payload.signature = "0xzz";
+      return encode(p);
+    }),
+    400,
+    "payment_header_malformed",
+  ],
   ["wrong scheme", v2(() => v2Header({ accepted: { scheme: "upto" as "exact" } })), 402, "scheme_mismatch"],
   ["wrong network", v2(() => v2Header({ accepted: { network: "eip155:8453" } })), 402, "network_mismatch"],
   ["unknown v1 network", v1(() => v1Header({ network: "moonnet" })), 402, "network_mismatch"],
   ["wrong v1 network", v1(() => v1Header({ network: "base" })), 402, "network_mismatch"],
-  ["wrong asset", v2(() => v2Header({ accepted: { asset: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913" } })), 402, "asset_mismatch"],
+  [
+    "wrong asset",
+    v2(() => v2Header({ accepted: { asset: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913" } })),
+    402,
+    "asset_mismatch",
+  ],
   ["wrong payTo in accepted", v2(() => v2Header({ accepted: { payTo: stranger.address } })), 402, "pay_to_mismatch"],
   ["wrong recipient in the signed authorization", v2(() => v2Header({ to: stranger.address })), 402, "pay_to_mismatch"],
   ["wrong recipient (v1)", v1(() => v1Header({ to: stranger.address })), 402, "pay_to_mismatch"],
@@ -68,19 +108,48 @@ const cases: Case[] = [
   ["expiring within seconds", v2(() => v2Header({ validBefore: now() + 3 })), 402, "payment_expired"],
   ["expired (v1)", v1(() => v1Header({ validBefore: now() - 10 })), 402, "payment_expired"],
   ["not yet valid", v2(() => v2Header({ validAfter: now() + 600 })), 402, "payment_not_yet_valid"],
-  ["a tampered signature", v2(async () => {
-    const p = JSON.parse(atob(await v2Header()));
-    const sig: string = p.payload.signature;
-    p.payload.signature = sig.slice(0, 10) + (sig[10] === "a" ? "b" : "a") + sig.slice(11);
-    return encode(p);
-  }), 402, "invalid_signature"],
-  ["a tampered authorization (value raised after signing)", v2(async () => {
-    const { signature, authorization } = await signAuthorization({ value: "1000" });
-    return encode({ x402Version: 2, accepted: requirement(), payload: { signature, authorization: { ...authorization, nonce: `0x${"11".repeat(32)}` } } });
-  }), 402, "invalid_signature"],
-  ["a signature by someone else", v2(() => v2Header({ signer: stranger, from: buyer.address })), 402, "invalid_signature"],
-  ["a signature by someone else (v1)", v1(() => v1Header({ signer: stranger, from: buyer.address })), 402, "invalid_signature"],
-  ["a signature under another token's domain", v2(() => v2Header({ domainName: "USD Coin" })), 402, "invalid_signature"],
+  [
+    "a tampered signature",
+    v2(async () => {
+      const p = JSON.parse(atob(await v2Header()));
+      const sig: string = p.payload.signature;
+      p.payload.signature = sig.slice(0, 10) + (sig[10] === "a" ? "b" : "a") + sig.slice(11);
+      return encode(p);
+    }),
+    402,
+    "invalid_signature",
+  ],
+  [
+    "a tampered authorization (value raised after signing)",
+    v2(async () => {
+      const { signature, authorization } = await signAuthorization({ value: "1000" });
+      return encode({
+        x402Version: 2,
+        accepted: requirement(),
+        payload: { signature, authorization: { ...authorization, nonce: `0x${"11".repeat(32)}` } },
+      });
+    }),
+    402,
+    "invalid_signature",
+  ],
+  [
+    "a signature by someone else",
+    v2(() => v2Header({ signer: stranger, from: buyer.address })),
+    402,
+    "invalid_signature",
+  ],
+  [
+    "a signature by someone else (v1)",
+    v1(() => v1Header({ signer: stranger, from: buyer.address })),
+    402,
+    "invalid_signature",
+  ],
+  [
+    "a signature under another token's domain",
+    v2(() => v2Header({ domainName: "USD Coin" })),
+    402,
+    "invalid_signature",
+  ],
 ];
 
 it.each(cases)("refuses a payment header that is %s", async (_name, headers, status, reason) => {

@@ -50,7 +50,11 @@ describe("free and unmatched routes", () => {
   });
 
   it("refuses unmatched requests with 403 when defaults.unmatched is deny", async () => {
-    await setPricing({ version: 1, defaults: { payTo: PAY_TO, network: "eip155:84532", unmatched: "deny" }, routes: [] });
+    await setPricing({
+      version: 1,
+      defaults: { payTo: PAY_TO, network: "eip155:84532", unmatched: "deny" },
+      routes: [],
+    });
     const res = await call("/anything");
     expect(res.status).toBe(403);
     expect(await res.json()).toMatchObject({ error: "route_denied" });
@@ -185,7 +189,9 @@ describe("paying with v2 (PAYMENT-SIGNATURE)", () => {
     expect((await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(200);
     await resetServers();
     const decoded = decodeBase64Json(header);
-    const respelled = btoa(JSON.stringify({ payload: decoded.payload, accepted: decoded.accepted, x402Version: 2 }, null, 2));
+    const respelled = btoa(
+      JSON.stringify({ payload: decoded.payload, accepted: decoded.accepted, x402Version: 2 }, null, 2),
+    );
     const again = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": respelled } });
     expect(((await again.json()) as any).error).toBe("payment_already_used");
     expect(await facilitatorLog()).toEqual([]);
@@ -262,7 +268,12 @@ describe("origin and settlement failures", () => {
       settle: {
         kind: "answer",
         status: 400,
-        body: { success: false, errorReason: "invalid_exact_evm_nonce_already_used", transaction: "", network: "eip155:84532" },
+        body: {
+          success: false,
+          errorReason: "invalid_exact_evm_nonce_already_used",
+          transaction: "",
+          network: "eip155:84532",
+        },
       },
     });
     const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
@@ -275,19 +286,36 @@ describe("origin and settlement failures", () => {
 
   it("answers 402 verify_rejected with the facilitator's reason, origin not called", async () => {
     await scriptFacilitator({
-      verify: { kind: "answer", status: 400, body: { isValid: false, invalidReason: "invalid_exact_evm_insufficient_balance" } },
+      verify: {
+        kind: "answer",
+        status: 400,
+        body: { isValid: false, invalidReason: "invalid_exact_evm_insufficient_balance" },
+      },
     });
     const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
     expect(res.status).toBe(402);
-    expect(await res.json()).toMatchObject({ error: "verify_rejected", detail: "invalid_exact_evm_insufficient_balance" });
+    expect(await res.json()).toMatchObject({
+      error: "verify_rejected",
+      detail: "invalid_exact_evm_insufficient_balance",
+    });
     expect(await originLog()).toEqual([]);
   });
 
   it.each([
     ["times out on /verify", { verify: { kind: "hang" } }, 503, "facilitator_timeout"],
     ["answers garbage on /verify", { verify: { kind: "garbage" } }, 502, "facilitator_bad_response"],
-    ["answers 500 on /verify", { verify: { kind: "answer", status: 500, body: { isValid: false } } }, 502, "facilitator_bad_response"],
-    ["answers a wrong shape on /verify", { verify: { kind: "answer", status: 200, body: { ok: true } } }, 502, "facilitator_bad_response"],
+    [
+      "answers 500 on /verify",
+      { verify: { kind: "answer", status: 500, body: { isValid: false } } },
+      502,
+      "facilitator_bad_response",
+    ],
+    [
+      "answers a wrong shape on /verify",
+      { verify: { kind: "answer", status: 200, body: { ok: true } } },
+      502,
+      "facilitator_bad_response",
+    ],
   ] as const)("fails closed when the facilitator %s, origin not called", async (_name, script, status, reason) => {
     await scriptFacilitator(script as never);
     const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
@@ -308,7 +336,10 @@ describe("origin and settlement failures", () => {
 
 describe("redirects", () => {
   it("rewrites a redirect to the origin's host onto the public host", async () => {
-    const res = await call("/redirect-home", { headers: { "PAYMENT-SIGNATURE": await v2Header() }, redirect: "manual" });
+    const res = await call("/redirect-home", {
+      headers: { "PAYMENT-SIGNATURE": await v2Header() },
+      redirect: "manual",
+    });
     expect(res.status).toBe(302);
     expect(res.headers.get("location")).toBe("https://paywall.example/landed?x=1");
   });

@@ -5,7 +5,17 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app";
-import { call, decodeBase64Json, originLog, PAY_TO, PRICING, resetServers, setPricing, testEnv, v2Header } from "./helpers";
+import {
+  call,
+  decodeBase64Json,
+  originLog,
+  PAY_TO,
+  PRICING,
+  resetServers,
+  setPricing,
+  testEnv,
+  v2Header,
+} from "./helpers";
 
 const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
 
@@ -150,7 +160,13 @@ describe("built-in endpoints", () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as any;
     expect(body.version).toMatch(/^[0-9a-f]{16}$/);
-    expect(body.routes.map((r: { id: string }) => r.id)).toEqual(["weather", "reports", "health", "failing", "redirecting"]);
+    expect(body.routes.map((r: { id: string }) => r.id)).toEqual([
+      "weather",
+      "reports",
+      "health",
+      "failing",
+      "redirecting",
+    ]);
     expect(body.routes[0]).toMatchObject({ id: "weather", free: false, accepts: [{ amount: "1000", payTo: PAY_TO }] });
     expect(body.routes[1].access).toEqual({ ttl: 3600 });
     expect(body.routes[2]).toMatchObject({ id: "health", free: true, accepts: [] });
@@ -190,7 +206,10 @@ describe("CORS", () => {
   });
 
   it("leaves preflights for free routes to the origin", async () => {
-    await call("/health", { method: "OPTIONS", headers: { origin: "https://app.example", "access-control-request-method": "GET" } });
+    await call("/health", {
+      method: "OPTIONS",
+      headers: { origin: "https://app.example", "access-control-request-method": "GET" },
+    });
     expect((await originLog()).map((r) => r.method)).toEqual(["OPTIONS"]);
   });
 });
@@ -228,7 +247,11 @@ describe("canonical paths (shapes that reach the Worker through fetch)", () => {
 
 describe("service-binding origin", () => {
   it("forwards through the ORIGIN binding when there is no ORIGIN_URL", async () => {
-    const bound = { ...env, ORIGIN: (env as unknown as { ORIGIN_SERVICE: Fetcher }).ORIGIN_SERVICE, ORIGIN_URL: undefined };
+    const bound = {
+      ...env,
+      ORIGIN: (env as unknown as { ORIGIN_SERVICE: Fetcher }).ORIGIN_SERVICE,
+      ORIGIN_URL: undefined,
+    };
     const app = createApp();
     const free = await app.fetch(new Request("https://paywall.example/health?q=1"), bound, ctx);
     expect(await free.json()).toMatchObject({ via: "service-binding", url: "https://paywall.example/health?q=1" });

@@ -1,0 +1,136 @@
+import { describe, expect, it } from "vitest";
+import { compilePricing, compilePricingText } from "../../src/pricing/document";
+
+const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
+const fallbacks = { network: undefined, payTo: undefined };
+const T_USDC = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+
+const valid = {
+  version: 1,
+  defaults: { network: "eip155:84532", payTo: PAY_TO, maxTimeoutSeconds: 90 },
+  assets: {
+    tUSDC: { network: "eip155:31337", address: T_USDC, decimals: 6, eip712: { name: "Test USD", version: "1" } },
+  },
+  routes: [
+    { id: "weather", match: "GET /api/weather/:city", price: "$0.001", description: "Current weather" },
+    { id: "atomic", match: "/atomic", price: { amount: "250", asset: "tUSDC" } },
+    { id: "named", match: "/named", price: "$0.02", asset: "tUSDC", access: { ttl: 60 } },
+    {
+      id: "multi",
+      match: "POST /multi",
+      accepts: [
+        { price: "$0.01" },
+        { price: "$0.01", network: "eip155:8453", payTo: "0x000000000000000000000000000000000000dEaD" },
+      ],
+    },
+    { id: "free", match: "/free/*", price: "free" },
+  ],
+};
+
+describe("compilePricing", () => {
+  it("compiles a valid document into requirements", () => {
+    const result = compilePricing(valid, "v", fallbacks);
+    if (!result.ok) throw new Error(JSON.stringify(result.problems));
+    const byId = Object.fromEntries(result.table.routes.map((r) => [r.id, r]));
+    expect(byId.weather?.accepts).toEqual([
+      {
+        scheme: "exact",
+        network: "eip155:84532",
+        amount: "1000",
+        asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+        payTo: PAY_TO,
+        maxTimeoutSeconds: 90,
+        extra: { name: "USDC", version: "2" },
+      },
+    ]);
+    expect(byId.atomic?.accepts[0]).toMatchObject({
+      network: "eip155:31337",
+      amount: "250",
+      asset: T_USDC,
+      extra: { name: "Test USD", version: "1" },
+    });
+    expect(byId.named?.accepts[0]).toMatchObject({ amount: "20000", asset: T_USDC });
+    expect(byId.named?.accessTtlSeconds).toBe(60);
+    expect(byId.multi?.accepts.map((a) => [a.network, a.amount, a.payTo])).toEqual([
+      ["eip155:84532", "10000", PAY_TO],
+      ["eip155:8453", "10000", "0x000000000000000000000000000000000000dEaD"],
+    ]);
+    expect(byId.free?.accepts).toEqual([]);
+    expect(result.table.unmatched).toBe("free");
+  });
+
+  it("takes network and payTo from the Worker's vars when the document leaves them out", () => {
+    const doc = { version: 1, routes: [{ id: "a", match: "/a", price: "$1" }] };
+    expect(compilePricing(doc, "v", fallbacks).ok).toBe(false);
+    const result = compilePricing(doc, "v", { network: "eip155:8453", payTo: PAY_TO });
+    expect(result.ok && result.table.routes[0]?.accepts[0]).toMatchObject({
+      network: "eip155:8453",
+      payTo: PAY_TO,
+      amount: "1000000",
+    });
+  });
+
+  it("lists every problem in one answer, each with its JSON path", () => {
+    const doc = {
+      version: 1,
+      defaults: { payTo: PAY_TO, network: "eip155:84532" },
+      routes: [
+        { id: "a", match: "GET /a", price: "$1,000" },
+        { id: "a", match: "/b", price: "$0.0000001" },
+        { id: "c", match: "/c/*/d", price: "$1" },
+        { id: "d", match: "GET /a", price: "$1" },
+        { id: "e", match: "/e", price: { amount: "5", asset: "nope" } },
+        { id: "f", match: "/f", price: "$-1" },
+        { id: "g", match: "/g", price: "free", access: { ttl: 60 } },
+        { id: "h", match: "/h/%2F", price: "$1" },
+        { id: "i", match: "/i", price: "$1", accepts: [{ price: "$1" }] },
+      ],
+    };
+    const result = compilePricing(doc, "v", fallbacks);
+    expect(result.ok).toBe(false);
+    const problems = result.ok ? [] : result.problems;
+    const at = (path: string) => problems.filter((p) => p.path === path).map((p) => p.message);
+    expect(at("$.routes[0].price")).toEqual([expect.stringContaining("not a plain decimal")]);
+    expect(at("$.routes[1].id")).toEqual([expect.stringContaining('duplicate id "a"')]);
+    expect(at("$.routes[1].price")).toEqual([expect.stringContaining("more precision")]);
+    expect(at("$.routes[2].match")).toEqual([expect.stringContaining('"*" may only be the last segment')]);
+    expect(at("$.routes[3].match")).toEqual([expect.stringContaining("same requests as routes[0]")]);
+    expect(at("$.routes[4].asset")).toEqual([expect.stringContaining('unknown asset "nope"')]);
+    expect(at("$.routes[5].price")).toEqual([expect.stringContaining("not a plain decimal")]);
+    expect(at("$.routes[6].access")).toEqual([expect.stringContaining("free route")]);
+    expect(at("$.routes[7].match")).toEqual([expect.stringContaining("not canonical")]);
+    expect(at("$.routes[8]")).toEqual([expect.stringContaining('exactly one of "price" or "accepts"')]);
+  });
+
+  it("reports shape errors with paths, including typos in field names", () => {
+    const result = compilePricing(
+      { version: 2, routes: [{ id: "x", match: "/x", prise: "$1" }], defaults: { payTo: "0x12" } },
+      "v",
+      fallbacks,
+    );
+    const paths = result.ok ? [] : result.problems.map((p) => p.path);
+    expect(paths).toEqual(expect.arrayContaining(["$.version", "$.routes[0]", "$.defaults.payTo"]));
+  });
+
+  it("refuses text that is not JSON", () => {
+    const result = compilePricingText("{ nope", "v", fallbacks);
+    expect(result.ok ? [] : result.problems).toEqual([
+      { path: "$", message: expect.stringContaining("not valid JSON") },
+    ]);
+  });
+
+  it("refuses a network without a known stablecoin unless an asset is named", () => {
+    const result = compilePricing(
+      {
+        version: 1,
+        defaults: { payTo: PAY_TO, network: "eip155:999999" },
+        routes: [{ id: "a", match: "/a", price: "$1" }],
+      },
+      "v",
+      fallbacks,
+    );
+    expect(result.ok ? [] : result.problems).toEqual([
+      { path: "$.routes[0].price", message: expect.stringContaining("no default stablecoin") },
+    ]);
+  });
+});

@@ -1,0 +1,79 @@
+/** The facilitator client against injected fetch functions (its `fetch` is a parameter). */
+import { describe, expect, it } from "vitest";
+import { createFacilitator } from "../../src/facilitator";
+
+const request = { x402Version: 2 as const, paymentPayload: {}, paymentRequirements: {} };
+
+function client(respond: (url: string, init: RequestInit) => Promise<Response>, timeoutMs = 200) {
+  return createFacilitator({
+    url: "https://facilitator.example",
+    fetch: ((url: string, init: RequestInit) => respond(url, init)) as typeof fetch,
+    verifyTimeoutMs: timeoutMs,
+    settleTimeoutMs: timeoutMs,
+    authorization: "Bearer secret",
+  });
+}
+
+const json = (status: number, body: unknown) => Promise.resolve(new Response(JSON.stringify(body), { status }));
+
+describe("createFacilitator", () => {
+  it("posts JSON with the auth header, follows no redirects, and returns the reply", async () => {
+    let seen: { url: string; init: RequestInit } | undefined;
+    const f = client((url, init) => {
+      seen = { url, init };
+      return json(200, { isValid: true, payer: "0xabc" });
+    });
+    expect(await f.verify(request)).toEqual({ ok: true, reply: { isValid: true, payer: "0xabc" } });
+    expect(seen?.url).toBe("https://facilitator.example/verify");
+    expect(seen?.init.redirect).toBe("manual");
+    expect((seen?.init.headers as Record<string, string> | undefined)?.authorization).toBe("Bearer secret");
+    expect(JSON.parse(String(seen?.init.body))).toEqual(request);
+  });
+
+  it("accepts a 'no' with a 4xx status as an answer", async () => {
+    const f = client(() => json(400, { isValid: false, invalidReason: "invalid_exact_evm_signature" }));
+    expect(await f.verify(request)).toEqual({
+      ok: true,
+      reply: { isValid: false, invalidReason: "invalid_exact_evm_signature" },
+    });
+  });
+
+  it.each([
+    ["a 'yes' with a non-2xx status", () => json(400, { isValid: true })],
+    ["a 5xx", () => json(503, { isValid: false })],
+    [
+      "a redirect",
+      () => Promise.resolve(new Response(null, { status: 302, headers: { location: "https://evil.example" } })),
+    ],
+    ["HTML", () => Promise.resolve(new Response("<html>", { status: 200 }))],
+    ["the wrong shape", () => json(200, { valid: true })],
+    ["an oversized reply", () => Promise.resolve(new Response("x".repeat(70_000), { status: 200 }))],
+  ])("treats %s as a bad response", async (_name, respond) => {
+    const result = await client(respond).verify(request);
+    expect(result.ok ? "" : result.failure.reason).toBe("facilitator_bad_response");
+  });
+
+  it("times out", async () => {
+    const f = client(
+      (_url, init) =>
+        new Promise((_resolve, reject) => init.signal?.addEventListener("abort", () => reject(init.signal?.reason))),
+      50,
+    );
+    const result = await f.settle(request);
+    expect(result.ok ? "" : result.failure.reason).toBe("facilitator_timeout");
+  });
+
+  it("reports an unreachable facilitator", async () => {
+    const result = await client(() => Promise.reject(new TypeError("fetch failed"))).verify(request);
+    expect(result.ok ? "" : result.failure.reason).toBe("facilitator_unreachable");
+  });
+
+  it("schema-checks settle replies", async () => {
+    const ok = await client(() =>
+      json(200, { success: true, transaction: "0x1", network: "eip155:8453", payer: "0xabc" }),
+    ).settle(request);
+    expect(ok).toMatchObject({ ok: true, reply: { success: true, transaction: "0x1" } });
+    const bad = await client(() => json(200, { success: true })).settle(request);
+    expect(bad.ok ? "" : bad.failure.reason).toBe("facilitator_bad_response");
+  });
+});

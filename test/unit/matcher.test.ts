@@ -1,0 +1,150 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { compileMatcher } from "../../src/pricing/matcher";
+import { parsePattern } from "../../src/pricing/pattern";
+
+const RULES = [
+  "GET /api/weather/paris",
+  "/api/weather/paris",
+  "GET /api/weather/:city",
+  "/api/weather/:city",
+  "POST /api/weather/:city",
+  "/api/weather/*",
+  "/api/*",
+  "GET /api/:section/today",
+  "/*",
+  "/",
+  "DELETE /api/weather/*",
+];
+
+function compile(sources: string[]) {
+  return compileMatcher(
+    sources.map((source) => {
+      const parsed = parsePattern(source);
+      if (!parsed.ok) throw new Error(parsed.problem);
+      return { pattern: parsed.pattern, value: source };
+    }),
+  );
+}
+
+const split = (path: string) =>
+  path === "/"
+    ? []
+    : path
+        .slice(1)
+        .split("/")
+        .filter((s, i, a) => s !== "" || i < a.length - 1);
+
+const CASES: [string, string, string | undefined][] = [
+  ["GET", "/api/weather/paris", "GET /api/weather/paris"],
+  ["HEAD", "/api/weather/paris", "GET /api/weather/paris"],
+  ["PUT", "/api/weather/paris", "/api/weather/paris"],
+  ["GET", "/api/weather/oslo", "GET /api/weather/:city"],
+  ["POST", "/api/weather/oslo", "POST /api/weather/:city"],
+  ["PATCH", "/api/weather/oslo", "/api/weather/:city"],
+  ["GET", "/api/weather/oslo/hourly", "/api/weather/*"],
+  ["DELETE", "/api/weather/oslo/hourly", "DELETE /api/weather/*"],
+  ["GET", "/api/weather", "/api/weather/*"],
+  ["GET", "/api/news/today", "GET /api/:section/today"],
+  ["POST", "/api/news/today", "/api/*"],
+  ["GET", "/api", "/api/*"],
+  ["GET", "/other", "/*"],
+  ["GET", "/", "/"],
+];
+
+describe("matcher precedence", () => {
+  it.each(CASES)("%s %s → %s", (method, path, expected) => {
+    expect(compile(RULES).match(method, split(path))).toBe(expected);
+  });
+
+  it("backtracks from a literal branch that has no rule for the rest", () => {
+    const m = compile(["/a/b/c", "/a/:x/d"]);
+    expect(m.match("GET", ["a", "b", "d"])).toBe("/a/:x/d");
+  });
+
+  it("finds nothing when no rule matches", () => {
+    expect(compile(["/a", "GET /b"]).match("POST", ["b"])).toBeUndefined();
+  });
+
+  it("never changes the winner when the rules are shuffled", () => {
+    fc.assert(
+      fc.property(fc.shuffledSubarray(RULES, { minLength: RULES.length }), (shuffled) => {
+        const matcher = compile(shuffled);
+        for (const [method, path, expected] of CASES) expect(matcher.match(method, split(path))).toBe(expected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("agrees with a brute-force ranking on random rule sets and paths", () => {
+    const seg = fc.constantFrom("a", "b", ":p", "*");
+    const rule = fc.tuple(fc.constantFrom("", "GET ", "POST "), fc.array(seg, { maxLength: 3 })).map(([m, segs]) => {
+      const star = segs.indexOf("*");
+      const path = star >= 0 ? segs.slice(0, star + 1) : segs;
+      return `${m}/${path.join("/")}`;
+    });
+    const request = fc.tuple(
+      fc.constantFrom("GET", "POST", "PUT"),
+      fc.array(fc.constantFrom("a", "b", "c"), { maxLength: 4 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(rule, { selector: (r) => parsePatternKey(r), maxLength: 12 }),
+        request,
+        (rules, [method, segs]) => {
+          const expected = bruteForce(rules, method, segs);
+          expect(compile(rules).match(method, segs)).toBe(expected);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+function parsePatternKey(source: string): string {
+  const parsed = parsePattern(source);
+  return parsed.ok ? parsed.pattern.key : source;
+}
+
+/** Independent statement of the precedence: rank every matching rule, take the best. */
+function bruteForce(rules: string[], method: string, segs: string[]): string | undefined {
+  let best: { rank: number[]; rule: string } | undefined;
+  for (const rule of rules) {
+    const parsed = parsePattern(rule);
+    if (!parsed.ok) continue;
+    const p = parsed.pattern;
+    if (p.method !== "*" && p.method !== method && !(method === "HEAD" && p.method === "GET")) continue;
+    const rank: number[] = [];
+    let ok = true;
+    let i = 0;
+    for (const s of p.segments) {
+      if (s.kind === "wildcard") {
+        rank.push(1);
+        i = segs.length;
+        break;
+      }
+      if (i >= segs.length) {
+        ok = false;
+        break;
+      }
+      if (s.kind === "literal") {
+        if (s.value !== segs[i]) ok = false;
+        rank.push(3);
+      } else rank.push(2);
+      i++;
+    }
+    if (!ok || i !== segs.length) continue;
+    if (p.segments.at(-1)?.kind !== "wildcard") rank.push(2); // exact end beats a wildcard at the same depth
+    rank.push(p.method === "*" ? 0 : 1);
+    if (!best || compareRank(rank, best.rank) > 0) best = { rank, rule };
+  }
+  return best?.rule;
+}
+
+function compareRank(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const d = (a[i] ?? -1) - (b[i] ?? -1);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
