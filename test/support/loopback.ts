@@ -46,8 +46,14 @@ function control(req: IncomingMessage, res: ServerResponse, log: Recorded[], res
 
 export async function startOrigin(): Promise<{ port: number; close: () => Promise<void> }> {
   const log: Recorded[] = [];
+  /** Responses of /base/held, waiting for `POST /__test/release` to send their second half. */
+  const held: ServerResponse[] = [];
   const server = createServer(async (req, res) => {
     const body = await readBody(req);
+    if (req.url === "/__test/release") {
+      for (const r of held.splice(0)) r.end("second half");
+      return json(res, 200, { ok: true });
+    }
     if (control(req, res, log, () => {})) return;
     log.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
     const url = new URL(req.url ?? "/", "http://origin");
@@ -57,6 +63,13 @@ export async function startOrigin(): Promise<{ port: number; close: () => Promis
     if (url.pathname === "/base/redirect-home") {
       res.writeHead(302, { location: `http://127.0.0.1:${port}/base/landed?x=1` });
       return res.end();
+    }
+    if (url.pathname === "/base/held") {
+      // Sends headers and a first chunk, then holds the rest until the test releases it.
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.write("first half;");
+      held.push(res);
+      return;
     }
     if (url.pathname === "/base/redirect-away") {
       res.writeHead(302, { location: "https://elsewhere.example/landed" });

@@ -26,6 +26,7 @@ export const PRICING = {
     { id: "health", match: "/health", price: "free" },
     { id: "failing", match: "/status/*", price: "$0.001" },
     { id: "redirecting", match: "/redirect-home", price: "$0.001" },
+    { id: "held", match: "/held", price: "$0.001" },
   ],
 };
 
@@ -47,6 +48,11 @@ export interface Received {
   url: string;
   headers: Record<string, string | undefined>;
   body: string;
+}
+
+/** Lets every held `/held` origin response finish. */
+export async function releaseOrigin(): Promise<void> {
+  await fetch(`${originBase}/__test/release`, { method: "POST" });
 }
 
 export async function originLog(): Promise<Received[]> {

@@ -11,6 +11,7 @@ import {
   facilitatorLog,
   originLog,
   PAY_TO,
+  releaseOrigin,
   requirement,
   resetServers,
   scriptFacilitator,
@@ -331,6 +332,38 @@ describe("origin and settlement failures", () => {
     const text = await res.text();
     expect(text).not.toContain("paid content");
     expect(JSON.parse(text)).toMatchObject({ error: "facilitator_timeout" });
+  });
+});
+
+describe("streaming", () => {
+  it("streams the paid body: the first chunk arrives while the origin is still writing", async () => {
+    const res = await call("/held", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("PAYMENT-RESPONSE")).not.toBeNull();
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let seen = "";
+    // If the Worker buffered the body, this would wait forever: the origin has not finished.
+    while (!seen.includes("first half;")) {
+      const { value } = await reader.read();
+      seen += decoder.decode(value, { stream: true });
+    }
+    expect(seen).not.toContain("second half");
+    await releaseOrigin();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += decoder.decode(value, { stream: true });
+    }
+    expect(seen).toBe("first half;second half");
+  });
+
+  it("forwards a large request body intact", async () => {
+    const big = "x".repeat(1024 * 1024) + "end";
+    await call("/health", { method: "PUT", body: big });
+    const [seen] = await originLog();
+    expect(seen?.body.length).toBe(big.length);
+    expect(seen?.body.endsWith("end")).toBe(true);
   });
 });
 

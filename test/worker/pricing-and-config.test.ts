@@ -8,9 +8,11 @@ import { createApp } from "../../src/app";
 import {
   call,
   decodeBase64Json,
+  facilitatorLog,
   originLog,
   PAY_TO,
   PRICING,
+  requirement,
   resetServers,
   setPricing,
   testEnv,
@@ -90,6 +92,33 @@ describe("pricing from KV", () => {
   });
 });
 
+describe("access window end", () => {
+  it("serves a paid access route until its ttl, then refuses with access_window_expired", async () => {
+    let now = Date.now();
+    const pending: Promise<unknown>[] = [];
+    const app = createApp({ nowMs: () => now });
+    const waitCtx = { ...ctx, waitUntil: (p: Promise<unknown>) => void pending.push(p) } as ExecutionContext;
+    const header = await v2Header({ requirement: requirement({ amount: "50000" }) });
+    const get = () =>
+      app.fetch(
+        new Request("https://paywall.example/reports/q1", { headers: { "PAYMENT-SIGNATURE": header } }),
+        env,
+        waitCtx,
+      );
+    expect((await get()).status).toBe(200);
+    await Promise.all(pending);
+    await resetServers();
+    now += 3599_000;
+    expect((await get()).status).toBe(200);
+    now += 1_000;
+    const expired = await get();
+    expect(expired.status).toBe(402);
+    expect(await expired.json()).toMatchObject({ error: "access_window_expired" });
+    expect(await facilitatorLog()).toEqual([]);
+    expect((await originLog()).length).toBe(1);
+  });
+});
+
 describe("configuration", () => {
   it.each([
     ["FACILITATOR_URL", { FACILITATOR_URL: "not a url" }],
@@ -135,6 +164,10 @@ describe("configuration", () => {
     const [seen] = await originLog();
     expect(seen?.headers["x-paywall-secret"]).toBe("origin-secret");
     expect(seen?.headers.authorization).toBeUndefined();
+    expect((await facilitatorLog()).map((c) => c.headers.authorization)).toEqual([
+      "Bearer fac-secret",
+      "Bearer fac-secret",
+    ]);
     const text = await res.text();
     expect(text).not.toContain("fac-secret");
   });
@@ -166,6 +199,7 @@ describe("built-in endpoints", () => {
       "health",
       "failing",
       "redirecting",
+      "held",
     ]);
     expect(body.routes[0]).toMatchObject({ id: "weather", free: false, accepts: [{ amount: "1000", payTo: PAY_TO }] });
     expect(body.routes[1].access).toEqual({ ttl: 3600 });
