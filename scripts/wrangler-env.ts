@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 
-export function wranglerEnv(extra = {}) {
+export function wranglerEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return {
     ...process.env,
     WRANGLER_SEND_METRICS: "false",

@@ -1,0 +1,93 @@
+/**
+ * `npm run dev`: the whole payment loop on this machine, offline, loopback only — a local chain
+ * with the test stablecoin, the official x402 facilitator, a demo origin, and the paywall Worker
+ * under wrangler dev with local KV seeded from pricing.json. Ctrl-C stops everything.
+ */
+import { parseArgs } from "node:util";
+import { account, NETWORK, ROLE, USDC_ADDRESS } from "../stack/accounts.ts";
+import { DEFAULT_PORTS, type Stack, startStack } from "../stack/index.ts";
+import { ORIGIN_ENDPOINTS } from "../stack/origin.ts";
+
+const { values } = parseArgs({
+  options: {
+    port: { type: "string", default: String(DEFAULT_PORTS.worker) },
+    "origin-port": { type: "string", default: String(DEFAULT_PORTS.origin) },
+    "facilitator-port": { type: "string", default: String(DEFAULT_PORTS.facilitator) },
+    "chain-port": { type: "string", default: String(DEFAULT_PORTS.chain) },
+    pricing: { type: "string", default: "pricing.json" },
+    "persist-to": { type: "string", default: ".wrangler/state" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (values.help) {
+  console.log(`npm run dev -- [--port 8787] [--origin-port 8788] [--facilitator-port 8789] [--chain-port 8545]
+                  [--pricing pricing.json] [--persist-to .wrangler/state]`);
+  process.exit(0);
+}
+const port = (name: keyof typeof values) => {
+  const n = Number(values[name]);
+  if (!Number.isInteger(n) || n < 1 || n > 65535) {
+    console.error(`--${name} must be a port number`);
+    process.exit(2);
+  }
+  return n;
+};
+
+let stack: Stack | undefined;
+let stopping = false;
+async function shutdown(code: number) {
+  if (stopping) return;
+  stopping = true;
+  console.log("\nStopping the stack…");
+  await stack?.stop();
+  process.exit(code);
+}
+process.on("SIGINT", () => void shutdown(0));
+process.on("SIGTERM", () => void shutdown(0));
+
+try {
+  stack = await startStack({
+    ports: {
+      worker: port("port"),
+      origin: port("origin-port"),
+      facilitator: port("facilitator-port"),
+      chain: port("chain-port"),
+    },
+    pricingFile: values.pricing,
+    persistDir: values["persist-to"],
+    echoWorker: true,
+    onStep: (s) => console.log(`… ${s}`),
+  });
+} catch (error) {
+  console.error(`\n${(error as Error).message}`);
+  await shutdown(1);
+}
+
+const s = stack as Stack;
+const pricing = (await (await fetch(`${s.worker.url}/__x402/pricing`)).json()) as { routes: any[] };
+console.log(`
+x402 paywall — local payment stack is up (Ctrl-C stops everything)
+
+  paywall (Worker)   ${s.worker.url}
+  demo origin        ${s.origin.url}
+  x402 facilitator   ${s.facilitator.url}     (official @x402/core + @x402/evm)
+  chain (anvil)      ${s.chain.rpcUrl}   (${NETWORK}, test USDC at ${USDC_ADDRESS})
+  merchant (payTo)   ${account(ROLE.merchant).address}
+  demo buyer         ${account(ROLE.buyer).address} (funded with 1000 test USDC)
+
+Routes (${s.worker.url}/__x402/pricing):
+${pricing.routes
+  .map(
+    (r: { match: string; free: boolean; accepts: { amount: string }[]; access?: { ttl: number } }) =>
+      `  ${r.match.padEnd(28)} ${r.free ? "free" : `${Number(r.accepts[0]?.amount) / 1e6} USDC${r.access ? `, ${r.access.ttl} s access` : ""}`}`,
+  )
+  .join("\n")}
+
+Origin endpoints:
+${ORIGIN_ENDPOINTS.map((e) => `  ${e}`).join("\n")}
+
+Try it:
+  curl -i ${s.worker.url}/api/weather/paris        # 402 with the payment requirements
+  npm run demo                                       # pay with @x402/fetch (v2)
+  npm run demo -- --v1                               # pay with x402-fetch (v1)
+`);

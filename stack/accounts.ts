@@ -1,0 +1,25 @@
+/**
+ * Who is who on the local chain. Every key comes from anvil's well-known test mnemonic: these
+ * accounts hold value only on a chain you started yourself. Never use them anywhere else.
+ */
+import { mnemonicToAccount } from "viem/accounts";
+
+export const MNEMONIC = "test test test test test test test test test test test junk";
+
+/** The chain runs with Base Sepolia's id, so v1 buyers (which derive the chain id from "base-sepolia") sign for it. */
+export const CHAIN_ID = 84532;
+export const NETWORK = "eip155:84532";
+export const V1_NETWORK = "base-sepolia";
+
+/** The test stablecoin is installed at Base Sepolia's USDC address: both buyers then pay "$0.001" prices with default settings. */
+export const USDC_ADDRESS = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
+export const MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11";
+export const USDC_DECIMALS = 6;
+
+export const ROLE = { deployer: 0, facilitator: 1, buyer: 2, merchant: 3, extraBuyers: 4 } as const;
+/** Buyers funded at start: the demo buyer plus this many more (the e2e concurrency test uses them). */
+export const EXTRA_BUYERS = 12;
+
+export function account(index: number) {
+  return mnemonicToAccount(MNEMONIC, { addressIndex: index });
+}

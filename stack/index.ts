@@ -1,0 +1,82 @@
+/**
+ * The whole local payment stack, on loopback only: chain → token → facilitator → origin → Worker.
+ * Used by `npm run dev` and by the end-to-end tests (on free ports). `stop()` ends everything.
+ */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { type Chain, setUpChain, startChain } from "./chain.ts";
+import { type FacilitatorServer, startFacilitator } from "./facilitator.ts";
+import { type OriginServer, startOrigin } from "./origin.ts";
+import { assertPortsFree } from "./ports.ts";
+import { ROOT, startWorker, type WorkerProcess } from "./worker.ts";
+
+export interface StackPorts {
+  worker: number;
+  origin: number;
+  facilitator: number;
+  chain: number;
+}
+
+export const DEFAULT_PORTS: StackPorts = { worker: 8787, origin: 8788, facilitator: 8789, chain: 8545 };
+
+export interface StackOptions {
+  ports: StackPorts;
+  pricingFile?: string;
+  /** Local KV directory; a fresh temporary one when omitted. */
+  persistDir?: string;
+  pricingCacheSeconds?: number;
+  echoWorker?: boolean;
+  onStep?: (step: string) => void;
+}
+
+export interface Stack {
+  chain: Chain;
+  facilitator: FacilitatorServer;
+  origin: OriginServer;
+  worker: WorkerProcess;
+  stop: () => Promise<void>;
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const step = options.onStep ?? (() => {});
+  await assertPortsFree({
+    "Worker, --port": options.ports.worker,
+    "demo origin, --origin-port": options.ports.origin,
+    "facilitator, --facilitator-port": options.ports.facilitator,
+    "chain, --chain-port": options.ports.chain,
+  });
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => {});
+    stops.length = 0;
+  };
+  try {
+    step("starting anvil");
+    const chain = await startChain(options.ports.chain);
+    stops.push(chain.process.stop);
+    step("installing the test stablecoin and Multicall3, funding buyers");
+    await setUpChain(chain.rpcUrl);
+    step("starting the x402 facilitator");
+    const facilitator = await startFacilitator(options.ports.facilitator, chain.rpcUrl);
+    stops.push(facilitator.stop);
+    step("starting the demo origin");
+    const origin = await startOrigin(options.ports.origin);
+    stops.push(origin.stop);
+    step("starting the Worker under wrangler dev");
+    const worker = await startWorker({
+      port: options.ports.worker,
+      originUrl: origin.url,
+      facilitatorUrl: facilitator.url,
+      pricingFile: resolve(ROOT, options.pricingFile ?? "pricing.json"),
+      persistDir: options.persistDir ?? (await mkdtemp(join(tmpdir(), "paywall-kv-"))),
+      pricingCacheSeconds: options.pricingCacheSeconds,
+      echo: options.echoWorker,
+    });
+    stops.push(worker.process.stop);
+    return { chain, facilitator, origin, worker, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * A demo origin: the kind of API an owner puts the paywall in front of. A few JSON endpoints, one
+ * slow, one that fails. It records what it receives so tests can check what reached it.
+ */
+import { createServer, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface OriginServer {
+  url: string;
+  stop: () => Promise<void>;
+  received: { method: string; path: string; headers: Record<string, string | string[] | undefined> }[];
+}
+
+export const ORIGIN_ENDPOINTS = [
+  "GET /health                 free: liveness",
+  "GET /api/weather/:city      current weather for a city",
+  "GET /reports/:id            a report",
+  "GET /api/slow               answers after ?ms= (default 1500) milliseconds",
+  "GET /api/fail               always 500",
+];
+
+export async function startOrigin(port: number): Promise<OriginServer> {
+  const received: OriginServer["received"] = [];
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url ?? "/", "http://origin");
+    received.push({ method: req.method ?? "", path: `${url.pathname}${url.search}`, headers: req.headers });
+    const weather = /^\/api\/weather\/([^/]+)$/.exec(url.pathname);
+    const report = /^\/reports\/([^/]+)$/.exec(url.pathname);
+    if (url.pathname === "/health") return json(res, 200, { status: "ok" });
+    if (weather) {
+      const city = decodeURIComponent(weather[1] ?? "");
+      return json(res, 200, { city, temperatureC: 7 + (city.length % 15), conditions: "clear", observedAt: new Date().toISOString() });
+    }
+    if (report) return json(res, 200, { report: report[1], summary: "Revenue up, costs down.", pages: 12 });
+    if (url.pathname === "/api/slow") {
+      const ms = Math.min(Number(url.searchParams.get("ms") ?? "1500") || 0, 10_000);
+      await new Promise((r) => setTimeout(r, ms));
+      return json(res, 200, { waitedMs: ms });
+    }
+    if (url.pathname === "/api/fail") return json(res, 500, { error: "the origin failed" });
+    json(res, 404, { error: "no such endpoint" });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", resolve);
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { "content-type": "application/json" });
+  res.end(JSON.stringify(body));
+}
