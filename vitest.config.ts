@@ -12,6 +12,16 @@ export default defineConfig({
         test: { name: "unit", include: ["test/unit/**/*.test.ts"], environment: "node" },
       },
       {
+        // The whole local payment stack on free ports, paid with the official buyers.
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+        },
+      },
+      {
         // The deployed bundle under plain workerd, spoken to over raw sockets.
         test: { name: "raw", include: ["test/raw/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
       },

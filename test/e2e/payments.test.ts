@@ -1,0 +1,246 @@
+/**
+ * End to end, nothing mocked: a real chain (anvil) with the project's test stablecoin, the
+ * official x402 facilitator settling real transactions, the Worker under wrangler dev with local KV,
+ * and the official buyers — @x402/fetch (v2) and x402-fetch (v1). Assertions are on the chain:
+ * balances and Transfer events, not logs.
+ */
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { x402Client } from "@x402/core/client";
+import { PaymentRequiredV1Schema, PaymentRequiredV2Schema } from "@x402/core/schemas";
+import { ExactEvmScheme } from "@x402/evm/exact/client";
+import { decodePaymentResponseHeader, wrapFetchWithPayment } from "@x402/fetch";
+import { createWalletClient, http, parseEventLogs } from "viem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { wrapFetchWithPayment as wrapFetchWithPaymentV1 } from "x402-fetch";
+import { account, EXTRA_BUYERS, NETWORK, ROLE, USDC_ADDRESS } from "../../stack/accounts.ts";
+import { localChain, USDC_ABI, usdcBalance } from "../../stack/chain.ts";
+import { type Stack, startStack } from "../../stack/index.ts";
+import { freePort } from "../../stack/ports.ts";
+
+const PRICING_CACHE_SECONDS = 2;
+const merchant = account(ROLE.merchant).address;
+const buyer = account(ROLE.buyer);
+let stack: Stack;
+let base: string;
+let pricingFile: string;
+let pricing: { routes: { id: string; price: string }[] };
+
+beforeAll(async () => {
+  const dir = await mkdtemp(join(tmpdir(), "paywall-e2e-"));
+  pricing = JSON.parse(await readFile("pricing.json", "utf8"));
+  pricingFile = join(dir, "pricing.json");
+  await writeFile(pricingFile, JSON.stringify(pricing));
+  stack = await startStack({
+    ports: {
+      worker: await freePort(),
+      origin: await freePort(),
+      facilitator: await freePort(),
+      chain: await freePort(),
+    },
+    pricingFile,
+    persistDir: join(dir, "state"),
+    pricingCacheSeconds: PRICING_CACHE_SECONDS,
+  });
+  base = stack.worker.url;
+}, 180_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+/** A v2 buyer whose raw fetch records the headers of every request it sends. */
+function v2Buyer(index: number = ROLE.buyer) {
+  const sent: Headers[] = [];
+  const recording = (async (input: RequestInfo | URL, init?: RequestInit) => {
+    const request = new Request(input, init);
+    sent.push(new Headers(request.headers));
+    return fetch(request);
+  }) as typeof fetch;
+  const pay = wrapFetchWithPayment(
+    recording,
+    new x402Client().register("eip155:*", new ExactEvmScheme(account(index))),
+  );
+  return { pay, sent };
+}
+
+function v1Buyer(index: number = ROLE.buyer) {
+  const wallet = createWalletClient({
+    account: account(index),
+    chain: localChain(stack.chain.rpcUrl),
+    transport: http(stack.chain.rpcUrl),
+  });
+  return wrapFetchWithPaymentV1(fetch, wallet as never) as typeof fetch;
+}
+
+const balance = (address: `0x${string}`) => usdcBalance(stack.chain.publicClient, address);
+
+/** The USDC Transfer events a transaction emitted. */
+async function transfersIn(tx: `0x${string}`) {
+  const receipt = await stack.chain.publicClient.getTransactionReceipt({ hash: tx });
+  expect(receipt.status).toBe("success");
+  const usdcLogs = receipt.logs.filter((log) => log.address.toLowerCase() === USDC_ADDRESS.toLowerCase());
+  return parseEventLogs({ abi: USDC_ABI as never, eventName: "Transfer", logs: usdcLogs }) as unknown as {
+    args: { from: string; to: string; value: bigint };
+  }[];
+}
+
+const settleCount = () => stack.facilitator.calls.filter((c) => c.path === "/settle").length;
+
+describe("without paying", () => {
+  it("passes a free route through to the origin", async () => {
+    const res = await fetch(`${base}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ok" });
+    expect(stack.origin.received.at(-1)?.path).toBe("/health");
+  });
+
+  it("answers a priced route with valid v2 requirements and a v1-payable body", async () => {
+    const before = stack.origin.received.length;
+    const res = await fetch(`${base}/api/weather/paris`);
+    expect(res.status).toBe(402);
+    const v2 = PaymentRequiredV2Schema.parse(JSON.parse(atob(res.headers.get("PAYMENT-REQUIRED") ?? "")));
+    expect(v2.accepts[0]).toMatchObject({
+      scheme: "exact",
+      network: NETWORK,
+      amount: "1000",
+      asset: USDC_ADDRESS,
+      payTo: merchant,
+    });
+    const v1 = PaymentRequiredV1Schema.parse(await res.json());
+    expect(v1.accepts[0]).toMatchObject({ network: "base-sepolia", maxAmountRequired: "1000", payTo: merchant });
+    expect(stack.origin.received.length).toBe(before);
+  });
+});
+
+describe("paying", () => {
+  let v2Header: string;
+
+  it("pays with @x402/fetch (v2): 200, a real transfer of exactly the price, no payment header at the origin", async () => {
+    const [buyerBefore, merchantBefore] = [await balance(buyer.address), await balance(merchant)];
+    const { pay, sent } = v2Buyer();
+    const res = await pay(`${base}/api/weather/paris`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ city: "paris", conditions: "clear" });
+    const settlement = decodePaymentResponseHeader(res.headers.get("PAYMENT-RESPONSE") ?? "");
+    expect(settlement).toMatchObject({ success: true, network: NETWORK });
+    const transfers = await transfersIn(settlement.transaction as `0x${string}`);
+    expect(transfers.map((t) => [t.args.from, t.args.to, t.args.value])).toEqual([[buyer.address, merchant, 1000n]]);
+    expect(await balance(buyer.address)).toBe(buyerBefore - 1000n);
+    expect(await balance(merchant)).toBe(merchantBefore + 1000n);
+
+    const atOrigin = stack.origin.received.at(-1);
+    expect(atOrigin?.headers["payment-signature"]).toBeUndefined();
+    expect(atOrigin?.headers["x-payment"]).toBeUndefined();
+    expect(atOrigin?.headers["x-payment-payer"]).toBe(buyer.address);
+    v2Header = sent.map((h) => h.get("PAYMENT-SIGNATURE")).find((h) => h) ?? "";
+    expect(v2Header).not.toBe("");
+  });
+
+  it("refuses the same payment header sent again: no second transfer, origin not called", async () => {
+    const [merchantBefore, originBefore, settlesBefore] = [
+      await balance(merchant),
+      stack.origin.received.length,
+      settleCount(),
+    ];
+    const res = await fetch(`${base}/api/weather/paris`, { headers: { "PAYMENT-SIGNATURE": v2Header } });
+    expect(res.status).toBe(402);
+    expect(await res.json()).toMatchObject({ error: "payment_already_used" });
+    expect(await balance(merchant)).toBe(merchantBefore);
+    expect(stack.origin.received.length).toBe(originBefore);
+    expect(settleCount()).toBe(settlesBefore);
+  });
+
+  it("pays with x402-fetch (v1): 200 with X-PAYMENT-RESPONSE, balance moved", async () => {
+    const merchantBefore = await balance(merchant);
+    const res = await v1Buyer()(`${base}/api/weather/lima`);
+    expect(res.status).toBe(200);
+    const settlement = decodePaymentResponseHeader(res.headers.get("X-PAYMENT-RESPONSE") ?? "");
+    expect(settlement.success).toBe(true);
+    const transfers = await transfersIn(settlement.transaction as `0x${string}`);
+    expect(transfers.map((t) => t.args.value)).toEqual([1000n]);
+    expect(await balance(merchant)).toBe(merchantBefore + 1000n);
+  });
+
+  it("charges nothing when the origin answers 500", async () => {
+    const [buyerBefore, settlesBefore] = [await balance(buyer.address), settleCount()];
+    const res = await v2Buyer().pay(`${base}/api/fail`);
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ error: "the origin failed" });
+    expect(res.headers.get("PAYMENT-RESPONSE")).toBeNull();
+    expect(await balance(buyer.address)).toBe(buyerBefore);
+    expect(settleCount()).toBe(settlesBefore);
+  });
+
+  it("reuses an access-window payment within its window without a new transfer", async () => {
+    const merchantBefore = await balance(merchant);
+    const { pay, sent } = v2Buyer();
+    const first = await pay(`${base}/reports/q1`);
+    expect(first.status).toBe(200);
+    const tx = decodePaymentResponseHeader(first.headers.get("PAYMENT-RESPONSE") ?? "").transaction;
+    const header = sent.map((h) => h.get("PAYMENT-SIGNATURE")).find((h) => h) ?? "";
+    const settlesBefore = settleCount();
+
+    const again = await fetch(`${base}/reports/q2`, { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ report: "q2" });
+    expect(decodePaymentResponseHeader(again.headers.get("PAYMENT-RESPONSE") ?? "").transaction).toBe(tx);
+    expect(settleCount()).toBe(settlesBefore);
+    expect(await balance(merchant)).toBe(merchantBefore + 50_000n);
+  });
+
+  it("settles 10 concurrent buyers: 10 × 200 and exactly 10 transfers", async () => {
+    expect(EXTRA_BUYERS).toBeGreaterThanOrEqual(10);
+    const merchantBefore = await balance(merchant);
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => v2Buyer(ROLE.extraBuyers + i).pay(`${base}/api/weather/city${i}`)),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
+    const txs = results.map((r) => decodePaymentResponseHeader(r.headers.get("PAYMENT-RESPONSE") ?? "").transaction);
+    expect(new Set(txs).size).toBe(10);
+    const transfers = (await Promise.all(txs.map((tx) => transfersIn(tx as `0x${string}`)))).flat();
+    expect(transfers.length).toBe(10);
+    expect(new Set(transfers.map((t) => t.args.from)).size).toBe(10);
+    expect(transfers.every((t) => t.args.to === merchant && t.args.value === 1000n)).toBe(true);
+    expect(await balance(merchant)).toBe(merchantBefore + 10_000n);
+  });
+});
+
+describe("live price edit", () => {
+  it("serves a new price within PRICING_CACHE_SECONDS, without a restart, and charges it", async () => {
+    const edited = {
+      ...pricing,
+      routes: pricing.routes.map((r) => (r.id === "weather" ? { ...r, price: "$0.002" } : r)),
+    };
+    const editedFile = `${pricingFile}.edited`;
+    await writeFile(editedFile, JSON.stringify(edited));
+    const amount = async () =>
+      JSON.parse(atob((await fetch(`${base}/api/weather/oslo`)).headers.get("PAYMENT-REQUIRED") ?? "")).accepts[0]
+        .amount;
+    expect(await amount()).toBe("1000");
+    await stack.worker.putPricing(editedFile);
+    const written = Date.now();
+    while ((await amount()) !== "2000") {
+      expect(Date.now() - written).toBeLessThan((PRICING_CACHE_SECONDS + 1) * 1000);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const merchantBefore = await balance(merchant);
+    expect((await v2Buyer().pay(`${base}/api/weather/oslo`)).status).toBe(200);
+    expect(await balance(merchant)).toBe(merchantBefore + 2000n);
+    await stack.worker.putPricing(pricingFile);
+  });
+});
+
+describe("facilitator down", () => {
+  it("fails a paid request closed (5xx with a reason, origin not called) and still serves free routes", async () => {
+    await stack.facilitator.stop();
+    const originBefore = stack.origin.received.length;
+    const res = await v2Buyer().pay(`${base}/api/weather/paris`);
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    expect(await res.json()).toMatchObject({ error: "facilitator_unreachable" });
+    expect(stack.origin.received.length).toBe(originBefore);
+    const free = await fetch(`${base}/health`);
+    expect(free.status).toBe(200);
+  });
+});
