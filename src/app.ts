@@ -4,9 +4,11 @@
  */
 import { Hono } from "hono";
 import { type Bindings, loadConfig } from "./config";
-import { BUILTIN_PREFIX } from "./constants";
+import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES } from "./constants";
 import { fail } from "./errors";
 import { createFacilitator } from "./facilitator";
+import { BoundedMap } from "./memo";
+import { splitRawUrl } from "./path";
 import { handleRequest, type Runtime } from "./paywall";
 import { PricingStore } from "./pricing/store";
 import { ReceiptStore } from "./receipts";
@@ -52,6 +54,7 @@ export function createApp(options: AppOptions = {}) {
           settleTimeoutMs: config.settleTimeoutMs,
           ...(config.facilitatorAuthorization ? { authorization: config.facilitatorAuthorization } : {}),
         }),
+        payments: new BoundedMap(PAYMENT_MEMO_ENTRIES),
         nowMs: options.nowMs ?? Date.now,
         log,
       };
@@ -111,15 +114,26 @@ export function createApp(options: AppOptions = {}) {
   app.all(`${BUILTIN_PREFIX}pricing`, () => errorResponse(fail("method_not_allowed", "Use GET.")));
   app.all(`${BUILTIN_PREFIX}*`, () => errorResponse(fail("not_found", "No such built-in endpoint.")));
 
-  app.all("*", (c) => {
-    const rt = c.get("rt");
-    return handleRequest(c.req.raw, rt, (promise) => c.executionCtx.waitUntil(promise));
-  });
-
   app.onError((error) => {
     logJson("internal_error", { message: error.message });
     return errorResponse(fail("internal_error", "The paywall failed unexpectedly."));
   });
 
-  return app;
+  return {
+    /**
+     * Built-ins go through Hono; every other request goes straight to the paywall, which does its
+     * own routing (the pricing matcher) — a router in front of it would only add work to each request.
+     */
+    async fetch(request: Request, env: Bindings, ctx: ExecutionContext): Promise<Response> {
+      if (splitRawUrl(request.url).path.startsWith(BUILTIN_PREFIX)) return app.fetch(request, env, ctx);
+      const rt = runtimeFor(env);
+      if (rt instanceof Response) return rt.clone();
+      try {
+        return await handleRequest(request, rt, (promise) => ctx.waitUntil(promise));
+      } catch (error) {
+        logJson("internal_error", { message: (error as Error).message });
+        return errorResponse(fail("internal_error", "The paywall failed unexpectedly."));
+      }
+    },
+  };
 }

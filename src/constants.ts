@@ -20,6 +20,14 @@ export const MAX_FACILITATOR_REPLY_BYTES = 64 * 1024;
 
 /** Receipts kept in the isolate so a hot access-window route needs no KV read. */
 export const RECEIPT_MEMO_ENTRIES = 10_000;
+/**
+ * Decoded payment headers kept in the isolate, so a reused header (an access window) is not
+ * parsed and hashed again. Only headers up to PAYMENT_MEMO_MAX_BYTES are kept: ~5 MiB at most.
+ */
+export const PAYMENT_MEMO_ENTRIES = 2_000;
+export const PAYMENT_MEMO_MAX_BYTES = 2_048;
+/** Encoded 402 answers kept in the isolate, per pricing version, route and URL. */
+export const PAYMENT_REQUIRED_MEMO_ENTRIES = 1_000;
 
 export const PRICING_KEY = "pricing";
 export const RECEIPT_KEY_PREFIX = "r:";

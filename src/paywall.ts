@@ -10,9 +10,10 @@
  * mid-body after a 2xx has still been paid for, exactly as with a direct paid API call.
  */
 import type { Config } from "./config";
-import { HEADER } from "./constants";
+import { HEADER, PAYMENT_MEMO_MAX_BYTES } from "./constants";
 import { type Failure, fail } from "./errors";
 import type { Facilitator, SettleReply } from "./facilitator";
+import type { BoundedMap } from "./memo";
 import { forwardToOrigin } from "./origin";
 import { canonicalisePath, splitRawUrl } from "./path";
 import type { PricingTable, RouteRule } from "./pricing/document";
@@ -22,7 +23,7 @@ import { errorResponse, markPaid, paymentFailureResponse, preflightResponse } fr
 import { checkAuthorization, checkSignature, selectRequirement } from "./x402/checks";
 import { encodeHeaderJson } from "./x402/codec";
 import { toV1Network } from "./x402/networks";
-import { decodePayment } from "./x402/payment";
+import { decodePayment, type Payment } from "./x402/payment";
 import { toRequirementV1 } from "./x402/requirements";
 
 export interface Runtime {
@@ -30,11 +31,18 @@ export interface Runtime {
   pricing: PricingStore;
   receipts: ReceiptStore;
   facilitator: Facilitator;
+  /** `<version><header>` → the decoded payment and its receipt key. */
+  payments: BoundedMap<string, DecodedPayment>;
   nowMs: () => number;
   log: (event: string, detail: Record<string, unknown>) => void;
 }
 
 type WaitUntil = (promise: Promise<unknown>) => void;
+
+export interface DecodedPayment {
+  payment: Payment;
+  key: string;
+}
 
 export async function handleRequest(request: Request, rt: Runtime, waitUntil: WaitUntil): Promise<Response> {
   const { path, query } = splitRawUrl(request.url);
@@ -96,13 +104,18 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     );
   }
   const version = v2Header !== null ? 2 : 1;
-  const decoded = decodePayment((v2Header ?? v1Header) as string, version);
-  if (!decoded.ok) return refuse(decoded.failure);
-  const payment = decoded.payment;
+  const header = (v2Header ?? v1Header) as string;
+  let known = rt.payments.get(`${version}${header}`);
+  if (!known) {
+    const decoded = decodePayment(header, version);
+    if (!decoded.ok) return refuse(decoded.failure);
+    known = { payment: decoded.payment, key: await receiptKey(decoded.payment) };
+    if (header.length <= PAYMENT_MEMO_MAX_BYTES) rt.payments.set(`${version}${header}`, known);
+  }
+  const { payment, key } = known;
   const nowSeconds = Math.floor(rt.nowMs() / 1000);
 
   // A payment we have already settled: an open access window on this route, or a refusal.
-  const key = await receiptKey(payment);
   const receipt = await rt.receipts.get(key, nowSeconds);
   if (receipt) {
     if (receipt.routeId !== route.id || route.accessTtlSeconds === undefined) {
@@ -119,7 +132,7 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
       routeId: route.id,
     });
     if (!forwarded.ok) return markPaid(errorResponse(forwarded.failure));
-    return markPaid(withSettlement(forwarded.response, version, receiptSettlement(receipt)));
+    return markPaid(forwarded.response, settlementHeader(version, receiptSettlement(receipt)));
   }
 
   const selected = selectRequirement(payment, route);
@@ -175,18 +188,18 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     rt.receipts.put(key, stored, receiptTtlSeconds(stored, payment.authorization.validBefore, nowSeconds), nowSeconds),
   );
   rt.log("payment_settled", { route: route.id, payer: stored.payer, amount: stored.amount, tx: stored.tx });
-  return markPaid(withSettlement(response, version, settled.reply));
+  return markPaid(response, settlementHeader(version, settled.reply));
 }
 
-function withSettlement(response: Response, version: 1 | 2, settlement: SettleReply): Response {
+/** `PAYMENT-RESPONSE` (v2) or `X-PAYMENT-RESPONSE` (v1) with the base64 SettleResponse. */
+function settlementHeader(version: 1 | 2, settlement: SettleReply): [string, string] {
   const body = {
     success: settlement.success,
     transaction: settlement.transaction,
     network: version === 1 ? (toV1Network(settlement.network) ?? settlement.network) : settlement.network,
     ...(settlement.payer ? { payer: settlement.payer } : {}),
   };
-  response.headers.set(version === 2 ? HEADER.paymentResponse : HEADER.xPaymentResponse, encodeHeaderJson(body));
-  return response;
+  return [version === 2 ? HEADER.paymentResponse : HEADER.xPaymentResponse, encodeHeaderJson(body)];
 }
 
 function receiptSettlement(receipt: Receipt): SettleReply {

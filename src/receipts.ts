@@ -18,6 +18,7 @@
  */
 import { z } from "@x402/core/schemas";
 import { KV_MIN_TTL_SECONDS, RECEIPT_KEY_PREFIX, RECEIPT_MEMO_ENTRIES } from "./constants";
+import { BoundedMap } from "./memo";
 import type { Payment } from "./x402/payment";
 
 export interface Receipt {
@@ -62,8 +63,8 @@ export function receiptTtlSeconds(receipt: Receipt, validBefore: string, nowSeco
 }
 
 export class ReceiptStore {
-  /** key → receipt and when KV forgets it; Map order gives least-recently-inserted eviction. */
-  private readonly memo = new Map<string, { receipt: Receipt; forgetAt: number }>();
+  /** key → receipt and when to forget it, so a hot access window needs no KV read. */
+  private readonly memo = new BoundedMap<string, { receipt: Receipt; forgetAt: number }>(RECEIPT_MEMO_ENTRIES);
 
   constructor(
     private readonly kv: KVNamespace,
@@ -105,10 +106,6 @@ export class ReceiptStore {
   }
 
   private remember(key: string, receipt: Receipt, forgetAt: number): void {
-    if (this.memo.size >= RECEIPT_MEMO_ENTRIES) {
-      const oldest = this.memo.keys().next().value;
-      if (oldest !== undefined) this.memo.delete(oldest);
-    }
     this.memo.set(key, { receipt, forgetAt });
   }
 }

@@ -2,8 +2,9 @@
  * Turning results into HTTP answers: error bodies, 402s in both protocol versions, CORS for
  * priced routes. Pure apart from building `Response` objects.
  */
-import { CACHE_CONTROL_402, CACHE_CONTROL_PAID, HEADER } from "./constants";
+import { CACHE_CONTROL_402, CACHE_CONTROL_PAID, HEADER, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants";
 import { type Failure, failureBody, statusOf } from "./errors";
+import { BoundedMap } from "./memo";
 import type { RouteRule } from "./pricing/document";
 import { encodeHeaderJson } from "./x402/codec";
 import { buildPaymentRequired, buildPaymentRequiredV1 } from "./x402/requirements";
@@ -31,25 +32,50 @@ export function paymentFailureResponse(
 ): Response {
   const status = statusOf(failure.reason);
   if (status !== 402) return withCors(errorResponse(failure));
-  const body = {
-    ...buildPaymentRequiredV1(route, resourceUrl, failure.reason),
-    message: failure.message,
-    ...(failure.detail !== undefined ? { detail: failure.detail } : {}),
-  };
+  // The plain "pay first" answer is the hot one and depends only on these, so it is built once.
+  const memoKey =
+    failure.detail === undefined ? `${pricingVersion}|${route.id}|${failure.reason}|${resourceUrl}` : undefined;
+  let built = memoKey === undefined ? undefined : built402.get(memoKey);
+  if (!built) {
+    built = {
+      body: JSON.stringify({
+        ...buildPaymentRequiredV1(route, resourceUrl, failure.reason),
+        message: failure.message,
+        ...(failure.detail !== undefined ? { detail: failure.detail } : {}),
+      }),
+      header: encodeHeaderJson(buildPaymentRequired(route, resourceUrl, failure.reason)),
+    };
+    if (memoKey !== undefined) built402.set(memoKey, built);
+  }
   const headers = new Headers({
     "content-type": JSON_TYPE,
     "cache-control": CACHE_CONTROL_402,
-    [HEADER.paymentRequired]: encodeHeaderJson(buildPaymentRequired(route, resourceUrl, failure.reason)),
+    [HEADER.paymentRequired]: built.header,
     [HEADER.pricingVersion]: pricingVersion,
   });
-  return withCors(new Response(JSON.stringify(body), { status, headers }));
+  return withCors(new Response(built.body, { status, headers }));
 }
 
-/** Marks an answer on a priced route: private, uncacheable, readable by browser buyers. */
-export function markPaid(response: Response): Response {
-  response.headers.set("cache-control", CACHE_CONTROL_PAID);
-  response.headers.delete("expires");
-  return withCors(response);
+const built402 = new BoundedMap<string, { body: string; header: string }>(PAYMENT_REQUIRED_MEMO_ENTRIES);
+
+/**
+ * Marks an answer on a priced route: private, uncacheable, readable by browser buyers, plus any
+ * extra headers (the settlement). Always a copy: the origin's response headers are immutable.
+ */
+export function markPaid(response: Response, extra?: [name: string, value: string]): Response {
+  const headers = new Headers(response.headers);
+  headers.set("cache-control", CACHE_CONTROL_PAID);
+  headers.delete("expires");
+  if (extra) headers.set(extra[0], extra[1]);
+  return withCors(copyResponse(response, headers));
+}
+
+/**
+ * A response with new headers and the same status and streaming body. An explicit init: passing
+ * the Response itself as init measured ~45 µs slower per request in workerd.
+ */
+export function copyResponse(response: Response, headers: Headers): Response {
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }
 
 /** Lets browser buyers read the payment headers. An origin's own CORS choice is kept. */

@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import workerdPath from "workerd";
+import { WORKERD_PATH } from "../../stack/workerd.ts";
 
 const run = promisify(execFile);
 
@@ -70,7 +70,7 @@ const config :Workerd.Config = (
 );
 `,
   );
-  const child: ChildProcess = spawn(workerdPath, ["serve", join(dir, "config.capnp")], {
+  const child: ChildProcess = spawn(WORKERD_PATH, ["serve", join(dir, "config.capnp")], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";

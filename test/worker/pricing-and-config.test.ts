@@ -131,7 +131,11 @@ describe("configuration", () => {
     ["FACILITATOR_VERIFY_TIMEOUT_MS", { FACILITATOR_VERIFY_TIMEOUT_MS: "0" }],
     ["RECEIPTS", { RECEIPTS: undefined }],
   ])("answers 500 naming %s when it is bad", async (name, patch) => {
-    const res = await createApp().fetch(new Request("https://paywall.example/health"), { ...env, ...patch }, ctx);
+    const res = await createApp().fetch(
+      new Request("https://paywall.example/health"),
+      { ...env, ...patch } as never,
+      ctx,
+    );
     expect(res.status).toBe(500);
     const body = (await res.json()) as { error: string; message: string; detail: string };
     expect(body.error).toBe("config_invalid");

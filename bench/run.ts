@@ -1,0 +1,355 @@
+/**
+ * `npm run bench`: paywall overhead, measured under `workerd serve` (the production runtime with
+ * nothing in front; miniflare and wrangler dev add their own proxies) against:
+ *   (a) a bare pass-through Worker — the limit (and, for the 402 scenario, a Worker that answers 402 at once);
+ *   (b) the reference `@x402/hono` payment middleware followed by a forward — what an owner would otherwise build;
+ *   (c) this project, built exactly as `wrangler deploy` would ship it.
+ * One loopback origin and one loopback facilitator stub (accepts everything at once) serve all of them.
+ * Scenarios run interleaved, system order rotating each round; the table reports medians over rounds.
+ * Options: --duration S (5) --connections N (50) --rounds R (3) --scenarios free,402,access,fresh --no-write
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { cpus, totalmem, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { promisify, parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import autocannon from "autocannon";
+import { toHex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { wranglerEnv } from "../scripts/wrangler-env.ts";
+import { freePort, waitFor } from "../stack/ports.ts";
+import { WORKERD_PATH, WORKERD_VERSION } from "../stack/workerd.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const run = promisify(execFile);
+const { values } = parseArgs({
+  options: {
+    duration: { type: "string", default: "5" },
+    connections: { type: "string", default: "50" },
+    rounds: { type: "string", default: "3" },
+    scenarios: { type: "string", default: "free,402,access,fresh" },
+    "no-write": { type: "boolean", default: false },
+  },
+});
+const DURATION = Number(values.duration);
+const CONNECTIONS = Number(values.connections);
+const ROUNDS = Number(values.rounds);
+const ONLY = new Set(values.scenarios.split(","));
+const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
+// A throwaway key: the facilitator stub moves no money.
+const BUYER = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
+
+type System = "a" | "a402" | "b" | "c";
+type Scenario = "free" | "402" | "access" | "fresh";
+const SCENARIOS: Record<Scenario, { title: string; path: string; expect: number; systems: System[] }> = {
+  free: { title: "free route", path: "/health", expect: 200, systems: ["a", "b", "c"] },
+  "402": { title: "priced, no payment (402)", path: "/api/weather/paris", expect: 402, systems: ["a402", "b", "c"] },
+  access: { title: "priced, access-window receipt", path: "/reports/q1", expect: 200, systems: ["a", "b", "c"] },
+  fresh: { title: "priced, fresh payment (verify + settle)", path: "/api/weather/paris", expect: 200, systems: ["a", "b", "c"] },
+};
+const SYSTEM_NAMES: Record<System, string> = {
+  a: "(a) bare pass-through",
+  a402: "(a) bare 402",
+  b: "(b) @x402/hono reference",
+  c: "(c) this paywall",
+};
+
+interface Measured {
+  /** workerd's own CPU time (user + system) per completed request: independent of load-generator noise. */
+  cpuUs: number;
+  rps: number;
+  p50: number;
+  p99: number;
+  expectedShare: number;
+  kvCalls?: number;
+}
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+async function build(dir: string, args: string[]): Promise<string> {
+  await run(process.execPath, [require_("wrangler/package.json", "bin/wrangler.js"), "deploy", "--dry-run", "--outdir", dir, ...args], {
+    cwd: ROOT,
+    env: wranglerEnv(),
+  });
+  // wrangler names the bundle after the entry file.
+  const bundle = (await readdir(dir)).find((f) => f.endsWith(".js"));
+  if (!bundle) throw new Error(`no bundle in ${dir}`);
+  return join(dir, bundle);
+}
+
+function require_(pkg: string, rel: string) {
+  return resolve(ROOT, "node_modules", pkg.replace(/\/package\.json$/, ""), rel);
+}
+
+async function main() {
+  const work = await mkdtemp(join(tmpdir(), "paywall-bench-"));
+  log("building (c) this paywall and (b) the reference Worker with wrangler…");
+  const paywallBundle = await build(join(work, "c"), []);
+  const referenceBundle = await build(join(work, "b"), ["--config", "bench/workers/reference.wrangler.toml"]);
+  const gzipKiB = async (file: string) => gzipSync(await readFile(file)).length / 1024;
+  const sizes = { b: await gzipKiB(referenceBundle), c: await gzipKiB(paywallBundle) };
+
+  const ports = {
+    origin: await freePort(),
+    facilitator: await freePort(),
+    kv: await freePort(),
+    a: await freePort(),
+    a402: await freePort(),
+    b: await freePort(),
+    c: await freePort(),
+  };
+  const children: ChildProcess[] = [];
+  const stopAll = () => {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+  };
+  process.on("exit", stopAll);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
+
+  const servers = spawn(process.execPath, [join(ROOT, "bench/servers.ts"), String(ports.origin), String(ports.facilitator)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  children.push(servers);
+  await new Promise<void>((ok) => servers.stdout?.once("data", () => ok()));
+
+  // workerd config: four Workers, the KV stand-in, and an outbound network that allows loopback.
+  for (const [from, to] of [
+    [paywallBundle, "paywall.js"],
+    [referenceBundle, "reference.js"],
+    [join(ROOT, "bench/workers/bare.js"), "bare.js"],
+    [join(ROOT, "bench/workers/bare-402.js"), "bare-402.js"],
+    [join(ROOT, "bench/workers/kv.js"), "kv.js"],
+  ] as const) {
+    await copyFile(from, join(work, to));
+  }
+  const pricing = await readFile(join(ROOT, "bench/pricing.json"), "utf8");
+  const origin = `http://127.0.0.1:${ports.origin}`;
+  const facilitator = `http://127.0.0.1:${ports.facilitator}`;
+  const text = (name: string, value: string) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`;
+  const worker = (file: string, bindings: string[], flags: string[] = []) =>
+    `(modules = [(name = "index.js", esModule = embed ${JSON.stringify(file)})], compatibilityDate = "2026-11-01", compatibilityFlags = [${flags.map((f) => JSON.stringify(f)).join(", ")}], bindings = [${bindings.join(", ")}])`;
+  const socket = (name: string, port: number, service: string) =>
+    `(name = "${name}", address = "127.0.0.1:${port}", http = (), service = "${service}")`;
+  await writeFile(
+    join(work, "config.capnp"),
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+    (name = "internet", network = (allow = ["public", "private", "local"])),
+    (name = "a", worker = ${worker("bare.js", [text("ORIGIN_URL", origin)])}),
+    (name = "a402", worker = ${worker("bare-402.js", [])}),
+    (name = "b", worker = ${worker("reference.js", [text("ORIGIN_URL", origin), text("FACILITATOR_URL", facilitator), text("PAY_TO", PAY_TO)])}),
+    (name = "c", worker = ${worker("paywall.js", [
+      text("ORIGIN_URL", origin),
+      text("FACILITATOR_URL", facilitator),
+      text("PRICING_CACHE_SECONDS", "3600"),
+      '(name = "PRICING", kvNamespace = "kv")',
+      '(name = "RECEIPTS", kvNamespace = "kv")',
+    ])}),
+    (name = "kv", worker = ${worker("kv.js", [text("PRICING_DOC", pricing)])}),
+  ],
+  sockets = [${Object.entries({ a: ports.a, a402: ports.a402, b: ports.b, c: ports.c, kv: ports.kv })
+    .map(([name, port]) => socket(name, port, name))
+    .join(", ")}],
+);
+`,
+  );
+  const workerd = spawn(WORKERD_PATH, ["serve", join(work, "config.capnp")], { stdio: ["ignore", "ignore", "inherit"] });
+  children.push(workerd);
+  const url = (system: System, path: string) => `http://127.0.0.1:${ports[system]}${path}`;
+  // (b)'s first request must be a priced one: @x402/hono starts its facilitator sync in the request
+  // that builds it, and on Workers a later request may not await a promise made by an ended one.
+  for (const system of ["a", "a402", "b", "c"] as const) {
+    await waitFor(`workerd (${system})`, async () => (await fetch(url(system, "/api/weather/paris"))).status < 500, 20_000);
+  }
+
+  // Payments. (c) checks signatures and refuses replays, so each fresh request needs its own signed
+  // header; (b) leaves both to the facilitator (the stub accepts all), so one header serves it.
+  const requirementOf = async (system: System, path: string) =>
+    JSON.parse(atob((await fetch(url(system, path))).headers.get("PAYMENT-REQUIRED") ?? "")).accepts[0];
+  const sign = async (requirement: any) => {
+    const authorization = {
+      from: BUYER.address,
+      to: requirement.payTo,
+      value: requirement.amount,
+      validAfter: "0",
+      validBefore: String(Math.floor(Date.now() / 1000) + 3600),
+      nonce: toHex(crypto.getRandomValues(new Uint8Array(32))),
+    };
+    const signature = await BUYER.signTypedData({
+      domain: { name: requirement.extra.name, version: requirement.extra.version, chainId: 84532, verifyingContract: requirement.asset },
+      types: {
+        TransferWithAuthorization: [
+          { name: "from", type: "address" },
+          { name: "to", type: "address" },
+          { name: "value", type: "uint256" },
+          { name: "validAfter", type: "uint256" },
+          { name: "validBefore", type: "uint256" },
+          { name: "nonce", type: "bytes32" },
+        ],
+      },
+      primaryType: "TransferWithAuthorization",
+      message: { ...authorization, value: BigInt(authorization.value), validAfter: 0n, validBefore: BigInt(authorization.validBefore) },
+    });
+    return btoa(JSON.stringify({ x402Version: 2, accepted: requirement, payload: { signature, authorization } }));
+  };
+  const cWeather = await requirementOf("c", "/api/weather/paris");
+  const bWeather = await requirementOf("b", "/api/weather/paris");
+  const bReports = await requirementOf("b", "/reports/q1");
+  const cAccess = await sign(await requirementOf("c", "/reports/q1"));
+  const bAccess = await sign(bReports);
+  const bFresh = await sign(bWeather);
+  // Buy the access window once; afterwards (c) serves it from the receipt in the isolate.
+  const bought = await fetch(url("c", "/reports/q1"), { headers: { "PAYMENT-SIGNATURE": cAccess } });
+  if (bought.status !== 200) throw new Error(`could not buy the access window: ${bought.status} ${await bought.text()}`);
+
+  const cpuTicks = async () => {
+    // /proc/PID/stat fields 14 and 15: utime and stime in clock ticks (100 per second on Linux).
+    const fields = (await readFile(`/proc/${workerd.pid}/stat`, "utf8")).split(") ")[1]?.split(" ") ?? [];
+    return Number(fields[11]) + Number(fields[12]);
+  };
+  const kvCalls = async () => ((await (await fetch(`http://127.0.0.1:${ports.kv}/__stats`)).json()) as { calls: number }).calls;
+
+  async function measure(system: System, scenario: Scenario): Promise<Measured> {
+    const s = SCENARIOS[scenario];
+    let headers: Record<string, string> = {};
+    let pool: string[] | undefined;
+    if (scenario === "access") headers = { "PAYMENT-SIGNATURE": system === "b" ? bAccess : cAccess };
+    if (scenario === "fresh") {
+      if (system === "c") {
+        pool = [];
+        for (let i = 0; i < DURATION * 2500; i++) pool.push(await sign(cWeather));
+      } else {
+        headers = { "PAYMENT-SIGNATURE": bFresh };
+      }
+    }
+    const kvBefore = system === "c" ? await kvCalls() : 0;
+    const cpuBefore = await cpuTicks();
+    let next = 0;
+    const result = await autocannon({
+      url: url(system, s.path),
+      connections: CONNECTIONS,
+      duration: DURATION,
+      headers,
+      ...(pool
+        ? {
+            requests: [
+              {
+                setupRequest: (request: any) => ({
+                  ...request,
+                  headers: { ...request.headers, "PAYMENT-SIGNATURE": pool[next++ % pool.length] },
+                }),
+              },
+            ],
+          }
+        : {}),
+    });
+    const byStatus = (result as any).statusCodeStats as Record<string, { count: number }> | undefined;
+    const total = Object.values(byStatus ?? {}).reduce((sum, v) => sum + v.count, 0);
+    const cpuUs = (((await cpuTicks()) - cpuBefore) * 10_000) / Math.max(1, result.requests.total);
+    return {
+      cpuUs,
+      rps: result.requests.average,
+      p50: result.latency.p50,
+      p99: result.latency.p99,
+      expectedShare: total === 0 ? 0 : (byStatus?.[String(s.expect)]?.count ?? 0) / total,
+      ...(system === "c" ? { kvCalls: (await kvCalls()) - kvBefore } : {}),
+    };
+  }
+
+  const samples = new Map<string, Measured[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
+      if (!ONLY.has(scenario)) continue;
+      const systems = SCENARIOS[scenario].systems;
+      const order = systems.map((_, i) => systems[(i + round) % systems.length] as System);
+      for (const system of order) {
+        const m = await measure(system, scenario);
+        log(`round ${round + 1}/${ROUNDS}  ${scenario.padEnd(6)} ${SYSTEM_NAMES[system].padEnd(26)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms  ${m.cpuUs.toFixed(0)} µs CPU/req`);
+        const key = `${system}|${scenario}`;
+        samples.set(key, [...(samples.get(key) ?? []), m]);
+      }
+    }
+  }
+  stopAll();
+
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((x, y) => x - y);
+    const mid = Math.floor(s.length / 2);
+    return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+  };
+  const med = (system: System, scenario: Scenario) => {
+    const xs = samples.get(`${system}|${scenario}`) ?? [];
+    return {
+      cpuUs: median(xs.map((x) => x.cpuUs)),
+      rps: median(xs.map((x) => x.rps)),
+      p50: median(xs.map((x) => x.p50)),
+      p99: median(xs.map((x) => x.p99)),
+      expectedShare: Math.min(...xs.map((x) => x.expectedShare)),
+      kvCalls: xs.some((x) => x.kvCalls !== undefined) ? Math.max(...xs.map((x) => x.kvCalls ?? 0)) : undefined,
+    };
+  };
+
+  const rows: string[] = [];
+  const targets: string[] = [];
+  const check = (what: string, value: number, goal: number) =>
+    targets.push(`| ${what} | ${value.toFixed(2)} | ≥ ${goal} | ${value >= goal ? "met" : `**missed by ${((goal - value) / goal * 100).toFixed(0)}%**`} |`);
+  for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
+    if (!ONLY.has(scenario)) continue;
+    const s = SCENARIOS[scenario];
+    const limit = s.systems[0] as System;
+    const a = med(limit, scenario);
+    const b = med("b", scenario);
+    const c = med("c", scenario);
+    for (const system of s.systems) {
+      const m = med(system, scenario);
+      const ratios = system === "c" ? `${(c.rps / a.rps).toFixed(2)} | ${(c.rps / b.rps).toFixed(2)}` : " | ";
+      const share = m.expectedShare < 1 ? ` (only ${(m.expectedShare * 100).toFixed(1)}% ${s.expect})` : "";
+      rows.push(
+        `| ${s.title} | ${SYSTEM_NAMES[system]}${share} | ${m.rps.toFixed(0)} | ${m.p50} | ${m.p99} | ${m.cpuUs.toFixed(0)} | ${ratios} | ${m.kvCalls ?? ""} |`,
+      );
+    }
+    const goal = scenario === "access" ? 0.8 : scenario === "fresh" ? undefined : 0.9;
+    if (goal !== undefined) check(`${s.title}: c / ${SYSTEM_NAMES[limit]}`, c.rps / a.rps, goal);
+    check(`${s.title}: c / b`, c.rps / b.rps, 1.5);
+  }
+  targets.push(`| minified bundle, gzip (KiB) | ${sizes.c.toFixed(1)} | ≤ 64 | ${sizes.c <= 64 ? "met" : "**missed**"} |`);
+
+  const cpu = cpus();
+  const date = new Date().toISOString().slice(0, 10);
+  const report = `# Benchmark ${date}
+
+Machine: ${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, workerd ${WORKERD_VERSION}.
+Load: autocannon, ${CONNECTIONS} connections, ${DURATION} s per run, ${ROUNDS} interleaved rounds (system order rotating); medians over rounds.
+Everything on loopback; load generator, origin, facilitator stub and workerd share the machine's cores.
+\`workerd CPU µs/req\` = the runtime's own CPU time per request (all four Workers share one workerd; one runs at a time).
+\`KV calls\` = KV round-trips (this paywall) during the measured runs, at most over rounds.
+
+| scenario | system | req/s | p50 ms | p99 ms | workerd CPU µs/req | c/a | c/b | KV calls |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
+${rows.join("\n")}
+
+Minified bundle, gzip: (b) ${sizes.b.toFixed(1)} KiB, (c) ${sizes.c.toFixed(1)} KiB.
+
+| target | value | goal | |
+|---|---:|---:|---|
+${targets.join("\n")}
+
+Reproduce: \`npm run bench\` (options: \`-- --duration 5 --connections 50 --rounds 3\`).
+`;
+  console.log(report);
+  if (!values["no-write"]) {
+    await mkdir(join(ROOT, "bench/results"), { recursive: true });
+    const file = join(ROOT, "bench/results", `${date}.md`);
+    await writeFile(file, report);
+    log(`wrote ${file}`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
