@@ -28,6 +28,8 @@ export interface Bindings {
 export interface Config {
   /** Origin base: scheme, host and an optional path prefix without trailing slash. */
   originUrl: URL | undefined;
+  /** `originUrl` as the string request paths are appended to, e.g. `https://api.example.com/v1`. */
+  originBase: string | undefined;
   originBinding: Fetcher | undefined;
   facilitatorUrl: string;
   /** Fallbacks for the pricing document's `defaults`. */
@@ -111,6 +113,7 @@ export function parseConfig(env: Bindings): ConfigResult {
     ok: true,
     config: {
       originUrl,
+      originBase: originUrl ? `${originUrl.origin}${originUrl.pathname.replace(/\/+$/, "")}` : undefined,
       originBinding,
       facilitatorUrl: facilitator.href.replace(/\/+$/, ""),
       payTo,

@@ -40,14 +40,12 @@ const HOP_BY_HOP = [
   "upgrade",
 ];
 const OURS = [HEADER.paymentSignature, HEADER.xPayment, HEADER.payer, HEADER.route, HEADER.originSecret];
-const STRIPPED = [...HOP_BY_HOP, ...OURS];
+const STRIPPED = new Set([...HOP_BY_HOP, ...OURS].map((name) => name.toLowerCase()));
+const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
 
 export async function forwardToOrigin(config: Config, input: ForwardInput): Promise<Forwarded> {
   const { request } = input;
-  const base = config.originUrl;
-  const target = base
-    ? `${base.origin}${base.pathname === "/" ? "" : base.pathname.replace(/\/+$/, "")}${input.path}${input.query}`
-    : `${publicOrigin(request.url)}${input.path}${input.query}`;
+  const target = `${config.originBase ?? publicOrigin(request.url)}${input.path}${input.query}`;
 
   const init: RequestInit = {
     method: request.method,
@@ -69,12 +67,15 @@ export async function forwardToOrigin(config: Config, input: ForwardInput): Prom
 
 function forwardedHeaders(incoming: Headers, config: Config, input: ForwardInput): Headers {
   const adds = input.payer !== undefined || input.routeId !== undefined || config.originSharedSecret !== undefined;
-  if (!adds && !STRIPPED.some((name) => incoming.has(name))) return incoming;
-  const headers = new Headers(incoming);
-  for (const name of (headers.get("connection") ?? "").split(",")) {
-    if (name.trim()) headers.delete(name.trim());
+  // One pass over the (few) incoming headers: each has()/delete() is a call into the runtime.
+  const strip: string[] = [];
+  for (const [name, value] of incoming) {
+    if (STRIPPED.has(name)) strip.push(name);
+    if (name === "connection") for (const listed of value.split(",")) if (listed.trim()) strip.push(listed.trim());
   }
-  for (const name of STRIPPED) headers.delete(name);
+  if (!adds && strip.length === 0) return incoming;
+  const headers = new Headers(incoming);
+  for (const name of strip) headers.delete(name);
   if (input.payer) headers.set(HEADER.payer, input.payer);
   if (input.routeId) headers.set(HEADER.route, input.routeId);
   if (config.originSharedSecret) headers.set(HEADER.originSecret, config.originSharedSecret);
@@ -83,9 +84,13 @@ function forwardedHeaders(incoming: Headers, config: Config, input: ForwardInput
 
 /** Returns the origin's response itself when there is nothing to change; a copy otherwise. */
 function cleanResponse(response: Response, config: Config, publicUrl: string): Response {
-  const location = response.headers.get("location");
+  let location: string | null = null;
+  const hopByHop: string[] = [];
+  for (const [name, value] of response.headers) {
+    if (name === "location") location = value;
+    else if (HOP_BY_HOP_SET.has(name)) hopByHop.push(name);
+  }
   const rewritten = location && config.originUrl ? rewriteLocation(location, config.originUrl, publicUrl) : location;
-  const hopByHop = HOP_BY_HOP.filter((name) => response.headers.has(name));
   if (rewritten === location && hopByHop.length === 0) return response;
   const headers = new Headers(response.headers);
   for (const name of hopByHop) headers.delete(name);

@@ -43,20 +43,21 @@ export function paymentFailureResponse(
         message: failure.message,
         ...(failure.detail !== undefined ? { detail: failure.detail } : {}),
       }),
-      header: encodeHeaderJson(buildPaymentRequired(route, resourceUrl, failure.reason)),
+      headers: [
+        ["content-type", JSON_TYPE],
+        ["cache-control", CACHE_CONTROL_402],
+        [HEADER.paymentRequired, encodeHeaderJson(buildPaymentRequired(route, resourceUrl, failure.reason))],
+        [HEADER.pricingVersion, pricingVersion],
+        ["access-control-allow-origin", "*"],
+        ["access-control-expose-headers", EXPOSED.join(", ")],
+      ],
     };
     if (memoKey !== undefined) built402.set(memoKey, built);
   }
-  const headers = new Headers({
-    "content-type": JSON_TYPE,
-    "cache-control": CACHE_CONTROL_402,
-    [HEADER.paymentRequired]: built.header,
-    [HEADER.pricingVersion]: pricingVersion,
-  });
-  return withCors(new Response(built.body, { status, headers }));
+  return new Response(built.body, { status, headers: built.headers });
 }
 
-const built402 = new BoundedMap<string, { body: string; header: string }>(PAYMENT_REQUIRED_MEMO_ENTRIES);
+const built402 = new BoundedMap<string, { body: string; headers: [string, string][] }>(PAYMENT_REQUIRED_MEMO_ENTRIES);
 
 /**
  * Marks an answer on a priced route: private, uncacheable, readable by browser buyers, plus any
