@@ -22,6 +22,10 @@ export default defineConfig({
         },
       },
       {
+        // The pricing CLI, driving the real wrangler against a private local KV store.
+        test: { name: "cli", include: ["test/cli/**/*.test.ts"], environment: "node", testTimeout: 60_000 },
+      },
+      {
         // The deployed bundle under plain workerd, spoken to over raw sockets.
         test: { name: "raw", include: ["test/raw/**/*.test.ts"], environment: "node", testTimeout: 30_000 },
       },

@@ -20,6 +20,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { wranglerEnv } from "../scripts/wrangler-env.ts";
 import { freePort, waitFor } from "../stack/ports.ts";
 import { WORKERD_PATH, WORKERD_VERSION } from "../stack/workerd.ts";
+import { WRANGLER_BIN } from "../stack/wrangler-bin.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const run = promisify(execFile);
@@ -68,7 +69,7 @@ interface Measured {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 async function build(dir: string, args: string[]): Promise<string> {
-  await run(process.execPath, [require_("wrangler/package.json", "bin/wrangler.js"), "deploy", "--dry-run", "--outdir", dir, ...args], {
+  await run(process.execPath, [WRANGLER_BIN, "deploy", "--dry-run", "--outdir", dir, ...args], {
     cwd: ROOT,
     env: wranglerEnv(),
   });
@@ -76,10 +77,6 @@ async function build(dir: string, args: string[]): Promise<string> {
   const bundle = (await readdir(dir)).find((f) => f.endsWith(".js"));
   if (!bundle) throw new Error(`no bundle in ${dir}`);
   return join(dir, bundle);
-}
-
-function require_(pkg: string, rel: string) {
-  return resolve(ROOT, "node_modules", pkg.replace(/\/package\.json$/, ""), rel);
 }
 
 async function main() {

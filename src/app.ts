@@ -3,16 +3,16 @@
  * else through the paywall. Built-ins shadow the same paths at the origin.
  */
 import { Hono } from "hono";
-import { type Bindings, loadConfig } from "./config";
-import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES } from "./constants";
-import { fail } from "./errors";
-import { createFacilitator } from "./facilitator";
-import { BoundedMap } from "./memo";
-import { splitRawUrl } from "./path";
-import { handleRequest, type Runtime } from "./paywall";
-import { PricingStore } from "./pricing/store";
-import { ReceiptStore } from "./receipts";
-import { errorResponse } from "./responses";
+import { type Bindings, loadConfig } from "./config.ts";
+import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES } from "./constants.ts";
+import { fail } from "./errors.ts";
+import { createFacilitator } from "./facilitator.ts";
+import { BoundedMap } from "./memo.ts";
+import { splitRawUrl } from "./path.ts";
+import { handleRequest, type Runtime } from "./paywall.ts";
+import { PricingStore } from "./pricing/store.ts";
+import { ReceiptStore } from "./receipts.ts";
+import { errorResponse } from "./responses.ts";
 
 export interface AppOptions {
   /** Clock in milliseconds; tests freeze it. */

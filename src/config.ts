@@ -4,7 +4,7 @@
  * never echoing a secret's value.
  */
 import { isAddress } from "viem";
-import { DEFAULT_PRICING_CACHE_SECONDS, DEFAULT_SETTLE_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from "./constants";
+import { DEFAULT_PRICING_CACHE_SECONDS, DEFAULT_SETTLE_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from "./constants.ts";
 
 /** What wrangler.toml, `wrangler secret` and `.dev.vars` provide. */
 export interface Bindings {

@@ -7,8 +7,8 @@
  * 502/503 without touching the origin. `fetch` is injected so tests need no global patching.
  */
 import { z } from "@x402/core/schemas";
-import { MAX_FACILITATOR_REPLY_BYTES } from "./constants";
-import { type Failure, fail } from "./errors";
+import { MAX_FACILITATOR_REPLY_BYTES } from "./constants.ts";
+import { type Failure, fail } from "./errors.ts";
 
 export interface FacilitatorRequest {
   x402Version: 1 | 2;

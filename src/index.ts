@@ -1,4 +1,4 @@
 /** Worker entry: one app per isolate. */
-import { createApp } from "./app";
+import { createApp } from "./app.ts";
 
 export default createApp();

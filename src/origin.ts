@@ -12,10 +12,10 @@
  * - Bodies stream both ways; nothing is buffered. The common case — nothing to strip, nothing to
  *   add — copies no headers at all (measured: this path is most of a free request's cost).
  */
-import type { Config } from "./config";
-import { HEADER } from "./constants";
-import { type Failure, fail } from "./errors";
-import { copyResponse } from "./responses";
+import type { Config } from "./config.ts";
+import { HEADER } from "./constants.ts";
+import { type Failure, fail } from "./errors.ts";
+import { copyResponse } from "./responses.ts";
 
 export interface ForwardInput {
   request: Request;

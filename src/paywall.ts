@@ -9,22 +9,22 @@
  * buyer is charged once the origin has *started* a successful answer; an origin that fails
  * mid-body after a 2xx has still been paid for, exactly as with a direct paid API call.
  */
-import type { Config } from "./config";
-import { HEADER, PAYMENT_MEMO_MAX_BYTES } from "./constants";
-import { type Failure, fail } from "./errors";
-import type { Facilitator, SettleReply } from "./facilitator";
-import type { BoundedMap } from "./memo";
-import { forwardToOrigin } from "./origin";
-import { canonicalisePath, splitRawUrl } from "./path";
-import type { PricingTable, RouteRule } from "./pricing/document";
-import type { PricingStore } from "./pricing/store";
-import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts";
-import { errorResponse, markPaid, paymentFailureResponse, preflightResponse } from "./responses";
-import { checkAuthorization, checkSignature, selectRequirement } from "./x402/checks";
-import { encodeHeaderJson } from "./x402/codec";
-import { toV1Network } from "./x402/networks";
-import { decodePayment, type Payment } from "./x402/payment";
-import { toRequirementV1 } from "./x402/requirements";
+import type { Config } from "./config.ts";
+import { HEADER, PAYMENT_MEMO_MAX_BYTES } from "./constants.ts";
+import { type Failure, fail } from "./errors.ts";
+import type { Facilitator, SettleReply } from "./facilitator.ts";
+import type { BoundedMap } from "./memo.ts";
+import { forwardToOrigin } from "./origin.ts";
+import { canonicalisePath, splitRawUrl } from "./path.ts";
+import type { PricingTable, RouteRule } from "./pricing/document.ts";
+import type { PricingStore } from "./pricing/store.ts";
+import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts.ts";
+import { errorResponse, markPaid, paymentFailureResponse, preflightResponse } from "./responses.ts";
+import { checkAuthorization, checkSignature, selectRequirement } from "./x402/checks.ts";
+import { encodeHeaderJson } from "./x402/codec.ts";
+import { toV1Network } from "./x402/networks.ts";
+import { decodePayment, type Payment } from "./x402/payment.ts";
+import { toRequirementV1 } from "./x402/requirements.ts";
 
 export interface Runtime {
   config: Config;

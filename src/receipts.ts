@@ -17,9 +17,9 @@
  *   refusal (fail closed), never the owner free content.
  */
 import { z } from "@x402/core/schemas";
-import { KV_MIN_TTL_SECONDS, RECEIPT_KEY_PREFIX, RECEIPT_MEMO_ENTRIES } from "./constants";
-import { BoundedMap } from "./memo";
-import type { Payment } from "./x402/payment";
+import { KV_MIN_TTL_SECONDS, RECEIPT_KEY_PREFIX, RECEIPT_MEMO_ENTRIES } from "./constants.ts";
+import { BoundedMap } from "./memo.ts";
+import type { Payment } from "./x402/payment.ts";
 
 export interface Receipt {
   routeId: string;

@@ -2,12 +2,12 @@
  * Turning results into HTTP answers: error bodies, 402s in both protocol versions, CORS for
  * priced routes. Pure apart from building `Response` objects.
  */
-import { CACHE_CONTROL_402, CACHE_CONTROL_PAID, HEADER, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants";
-import { type Failure, failureBody, statusOf } from "./errors";
-import { BoundedMap } from "./memo";
-import type { RouteRule } from "./pricing/document";
-import { encodeHeaderJson } from "./x402/codec";
-import { buildPaymentRequired, buildPaymentRequiredV1 } from "./x402/requirements";
+import { CACHE_CONTROL_402, CACHE_CONTROL_PAID, HEADER, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants.ts";
+import { type Failure, failureBody, statusOf } from "./errors.ts";
+import { BoundedMap } from "./memo.ts";
+import type { RouteRule } from "./pricing/document.ts";
+import { encodeHeaderJson } from "./x402/codec.ts";
+import { buildPaymentRequired, buildPaymentRequiredV1 } from "./x402/requirements.ts";
 
 const JSON_TYPE = "application/json; charset=utf-8";
 const EXPOSED = [HEADER.paymentRequired, HEADER.paymentResponse, HEADER.xPaymentResponse, HEADER.pricingVersion];

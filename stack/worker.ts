@@ -1,16 +1,15 @@
 /** The paywall Worker under `wrangler dev`, with local KV seeded from a pricing file. */
 import { execFile } from "node:child_process";
-import { dirname, resolve } from "node:path";
-import { createRequire } from "node:module";
+import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { wranglerEnv } from "../scripts/wrangler-env.ts";
 import { freePort, waitFor } from "./ports.ts";
+import { WRANGLER_BIN } from "./wrangler-bin.ts";
 import { type Child, startChild } from "./process.ts";
 
 export const ROOT = resolve(import.meta.dirname, "..");
 const run = promisify(execFile);
-// wrangler's package.json exports no bin path, so find the package and take its bin from there.
-const WRANGLER = resolve(dirname(createRequire(import.meta.url).resolve("wrangler/package.json")), "bin/wrangler.js");
+const WRANGLER = WRANGLER_BIN;
 
 export interface WorkerOptions {
   port: number;

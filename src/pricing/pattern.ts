@@ -4,7 +4,7 @@
  * with the canonical request segments; `:name` matches one segment; a trailing `*` matches zero or
  * more segments. One trailing "/" is ignored, as it is for requests.
  */
-import { checkSegment } from "../path";
+import { checkSegment } from "../path.ts";
 
 export type Segment = { kind: "literal"; value: string } | { kind: "param"; name: string } | { kind: "wildcard" };
 
@@ -12,8 +12,6 @@ export interface Pattern {
   /** Upper-case method, or "*" for any method. */
   method: string;
   segments: Segment[];
-  /** Shape without param names, e.g. `GET /a/:/*`; two rules with the same key are ambiguous. */
-  key: string;
 }
 
 export type PatternResult = { ok: true; pattern: Pattern } | { ok: false; problem: string };
@@ -52,6 +50,5 @@ export function parsePattern(source: string): PatternResult {
       segments.push({ kind: "literal", value: part });
     }
   }
-  const shape = segments.map((s) => (s.kind === "literal" ? s.value : s.kind === "param" ? ":" : "*"));
-  return { ok: true, pattern: { method, segments, key: `${method} /${shape.join("/")}` } };
+  return { ok: true, pattern: { method, segments } };
 }

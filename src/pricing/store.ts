@@ -8,8 +8,9 @@
  *   `cacheMs`). With no valid table ever loaded, `get` returns nothing and the caller fails closed.
  * - Concurrent requests that find the cache stale share one KV read.
  */
-import { PRICING_KEY } from "../constants";
-import { compilePricingText, type PricingFallbacks, type PricingTable, type Problem } from "./document";
+import { PRICING_KEY } from "../constants.ts";
+import { compilePricingText, type PricingFallbacks, type PricingTable, type Problem } from "./document.ts";
+import { contentHash } from "./hash.ts";
 
 export type PricingState =
   | { ok: true; table: PricingTable }
@@ -73,10 +74,4 @@ export class PricingStore {
     this.text = text;
     this.lastFailure = undefined;
   }
-}
-
-/** First 16 hex digits of the document's SHA-256: short, stable, and changes with any edit. */
-export async function contentHash(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest, 0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

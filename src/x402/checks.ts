@@ -6,11 +6,11 @@
  * facilitator's /verify and the token contract stay the authority.
  */
 import { recoverTypedDataAddress } from "viem";
-import { MIN_VALIDITY_LEFT_SECONDS } from "../constants";
-import { type Failure, fail } from "../errors";
-import type { Requirement, RouteRule } from "../pricing/document";
-import { chainIdOf } from "./networks";
-import type { Payment } from "./payment";
+import { MIN_VALIDITY_LEFT_SECONDS } from "../constants.ts";
+import { type Failure, fail } from "../errors.ts";
+import type { Requirement, RouteRule } from "../pricing/document.ts";
+import { chainIdOf } from "./networks.ts";
+import type { Payment } from "./payment.ts";
 
 export type Selected = { ok: true; requirement: Requirement } | { ok: false; failure: Failure };
 

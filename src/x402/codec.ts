@@ -3,7 +3,7 @@
  * Decoding is strict (standard base64 alphabet, correct padding, valid UTF-8, size-capped) and
  * returns `unknown`: the caller runs a schema over it, never a cast.
  */
-import { MAX_PAYMENT_HEADER_BYTES } from "../constants";
+import { MAX_PAYMENT_HEADER_BYTES } from "../constants.ts";
 
 export type Decoded =
   | { ok: true; value: unknown }

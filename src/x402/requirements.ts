@@ -3,8 +3,8 @@
  * v2 goes in the `PAYMENT-REQUIRED` header; the JSON body is the v1 shape so that v1 buyers
  * (`x402-fetch` 1.x) can pay from it too.
  */
-import type { Requirement, RouteRule } from "../pricing/document";
-import { toV1Network } from "./networks";
+import type { Requirement, RouteRule } from "../pricing/document.ts";
+import { toV1Network } from "./networks.ts";
 
 export interface PaymentRequiredV2 {
   x402Version: 2;

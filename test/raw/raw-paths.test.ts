@@ -7,7 +7,7 @@
  */
 import { connect } from "node:net";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { buildWorker, type RunningWorker, serveWorker } from "../support/workerd";
+import { buildWorker, type RunningWorker, serveWorker } from "../support/workerd.ts";
 
 let worker: RunningWorker;
 

@@ -1,5 +1,5 @@
 import type { TestProject } from "vitest/node";
-import { startFacilitator, startOrigin } from "./loopback";
+import { startFacilitator, startOrigin } from "./loopback.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {

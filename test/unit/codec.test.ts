@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { expect, it } from "vitest";
-import { decodeHeaderJson, encodeHeaderJson } from "../../src/x402/codec";
+import { decodeHeaderJson, encodeHeaderJson } from "../../src/x402/codec.ts";
 
 it("round-trips any JSON value, including non-ASCII text", () => {
   fc.assert(

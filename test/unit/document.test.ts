@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compilePricing, compilePricingText } from "../../src/pricing/document";
+import { compilePricing, compilePricingText } from "../../src/pricing/document.ts";
 
 const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 const fallbacks = { network: undefined, payTo: undefined };

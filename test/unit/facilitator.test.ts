@@ -1,6 +1,6 @@
 /** The facilitator client against injected fetch functions (its `fetch` is a parameter). */
 import { describe, expect, it } from "vitest";
-import { createFacilitator } from "../../src/facilitator";
+import { createFacilitator } from "../../src/facilitator.ts";
 
 const request = { x402Version: 2 as const, paymentPayload: {}, paymentRequirements: {} };
 

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compileMatcher } from "../../src/pricing/matcher";
-import { parsePattern } from "../../src/pricing/pattern";
+import { compileMatcher } from "../../src/pricing/matcher.ts";
+import { parsePattern } from "../../src/pricing/pattern.ts";
 
 const RULES = [
   "GET /api/weather/paris",
@@ -62,6 +62,12 @@ describe("matcher precedence", () => {
     expect(m.match("GET", ["a", "b", "d"])).toBe("/a/:x/d");
   });
 
+  it("reports rules that match exactly the same requests, keeping the first", () => {
+    const m = compile(["GET /a/:x", "/b", "GET /a/:y", "GET /a/*", "POST /a/:z"]);
+    expect(m.duplicates).toEqual([[0, 2]]);
+    expect(m.match("GET", ["a", "1"])).toBe("GET /a/:x");
+  });
+
   it("finds nothing when no rule matches", () => {
     expect(compile(["/a", "GET /b"]).match("POST", ["b"])).toBeUndefined();
   });
@@ -101,9 +107,12 @@ describe("matcher precedence", () => {
   });
 });
 
+/** Method and shape without param names: two rules with the same key match the same requests. */
 function parsePatternKey(source: string): string {
   const parsed = parsePattern(source);
-  return parsed.ok ? parsed.pattern.key : source;
+  if (!parsed.ok) return source;
+  const shape = parsed.pattern.segments.map((s) => (s.kind === "literal" ? s.value : s.kind === "param" ? ":" : "*"));
+  return `${parsed.pattern.method} /${shape.join("/")}`;
 }
 
 /** Independent statement of the precedence: rank every matching rule, take the best. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { checkAtomic, usdToAtomic } from "../../src/pricing/money";
+import { checkAtomic, usdToAtomic } from "../../src/pricing/money.ts";
 
 describe("usdToAtomic", () => {
   it.each([

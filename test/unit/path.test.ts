@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalisePath, splitRawUrl } from "../../src/path";
+import { canonicalisePath, splitRawUrl } from "../../src/path.ts";
 
 describe("canonicalisePath", () => {
   it.each([

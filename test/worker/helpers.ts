@@ -6,7 +6,7 @@
 import { env, exports } from "cloudflare:workers";
 import { type Hex, type PrivateKeyAccount, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import type { Requirement } from "../../src/pricing/document";
+import type { Requirement } from "../../src/pricing/document.ts";
 
 export const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 export const BASE_SEPOLIA_USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";

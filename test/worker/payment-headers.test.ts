@@ -18,7 +18,7 @@ import {
   stranger,
   v1Header,
   v2Header,
-} from "./helpers";
+} from "./helpers.ts";
 
 beforeEach(async () => {
   await resetServers();

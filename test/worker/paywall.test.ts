@@ -19,7 +19,7 @@ import {
   testEnv,
   v1Header,
   v2Header,
-} from "./helpers";
+} from "./helpers.ts";
 
 beforeEach(async () => {
   await resetServers();

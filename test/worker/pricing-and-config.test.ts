@@ -4,7 +4,7 @@
  */
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { createApp } from "../../src/app";
+import { createApp } from "../../src/app.ts";
 import {
   call,
   decodeBase64Json,
@@ -17,7 +17,7 @@ import {
   setPricing,
   testEnv,
   v2Header,
-} from "./helpers";
+} from "./helpers.ts";
 
 const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
 

@@ -1,0 +1,242 @@
+/**
+ * `npm run pricing -- validate|push|pull|diff [--file pricing.json] [--local] [--persist-to DIR]`
+ *
+ * - validate: every problem with its JSON path; exit 1 when there is any. Same code as the Worker.
+ * - push:     validate, then write the file to KV (PRICING/pricing); an invalid document is refused.
+ * - pull:     write what KV holds to the file.
+ * - diff:     route-level changes from what KV holds to the file: added, removed, match or price changed.
+ * KV access goes through wrangler (`--local` for the local store that `npm run dev` uses, remote
+ * otherwise). Exit codes: 0 ok, 1 invalid document or differences found by diff, 2 usage or KV errors.
+ */
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { readFile, writeFile } from "node:fs/promises";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs, promisify } from "node:util";
+import { compilePricingText, type PricingTable, type Problem, type RouteRule } from "../src/pricing/document.ts";
+import { contentHash } from "../src/pricing/hash.ts";
+import { WRANGLER_BIN } from "../stack/wrangler-bin.ts";
+import { ROOT, wranglerEnv } from "./wrangler-env.ts";
+
+const run = promisify(execFile);
+const USAGE = "usage: npm run pricing -- validate|push|pull|diff [--file pricing.json] [--local] [--persist-to DIR]";
+
+export class KvError extends Error {}
+
+/**
+ * Validates JSON text exactly as the Worker does, with the same fallbacks: PAY_TO and NETWORK from
+ * wrangler.toml's [vars].
+ */
+export function validateText(
+  text: string,
+  vars: Record<string, string> = wranglerVars(),
+): { ok: true; table: PricingTable } | { ok: false; problems: Problem[] } {
+  const result = compilePricingText(text, "local", {
+    network: vars.NETWORK,
+    payTo: vars.PAY_TO as `0x${string}` | undefined,
+  });
+  return result.ok ? { ok: true, table: result.table } : { ok: false, problems: result.problems };
+}
+
+/** The simple `KEY = "value"` lines of wrangler.toml's [vars] table (all this CLI needs from it). */
+export function wranglerVars(toml = readFileSync(resolve(ROOT, "wrangler.toml"), "utf8")): Record<string, string> {
+  const vars: Record<string, string> = {};
+  let inVars = false;
+  for (const line of toml.split("\n")) {
+    const table = /^\s*\[+([^\]]+)\]+/.exec(line);
+    if (table) inVars = table[1]?.trim() === "vars";
+    const pair = inVars ? /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*"([^"]*)"/.exec(line) : null;
+    if (pair?.[1] && pair[2] !== undefined) vars[pair[1]] = pair[2];
+  }
+  return vars;
+}
+
+interface KvOptions {
+  local: boolean;
+  persistTo?: string;
+}
+
+async function wrangler(args: string[], kv: KvOptions): Promise<string> {
+  const where = kv.local ? ["--local", ...(kv.persistTo ? ["--persist-to", kv.persistTo] : [])] : ["--remote"];
+  try {
+    const { stdout } = await run(process.execPath, [WRANGLER_BIN, ...args, ...where], {
+      cwd: ROOT,
+      env: wranglerEnv(),
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    return stdout;
+  } catch (error) {
+    throw new KvError(
+      explainWranglerError(`${(error as { stderr?: string }).stderr ?? ""}${(error as Error).message}`),
+    );
+  }
+}
+
+/** Turns wrangler's failure into what the owner should do about it. */
+export function explainWranglerError(output: string): string {
+  if (/not (logged in|authenticated)|CLOUDFLARE_API_TOKEN|login|authenticat/i.test(output)) {
+    return "wrangler is not logged in to Cloudflare: run `npx wrangler login` (or set CLOUDFLARE_API_TOKEN), or use --local for the local store.";
+  }
+  if (
+    /binding.*PRICING|PRICING.*(not found|no namespace)|namespace.*not found|10041|could not find.*namespace/i.test(
+      output,
+    )
+  ) {
+    return "No KV namespace is bound as PRICING: create one with `npx wrangler kv namespace create PRICING` and put its id in wrangler.toml.";
+  }
+  if (/fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|network/i.test(output)) {
+    return "Cloudflare could not be reached (no network?). Use --local for the local store.";
+  }
+  return `wrangler failed:\n${output.trim().split("\n").slice(-6).join("\n")}`;
+}
+
+export async function readKv(kv: KvOptions): Promise<string | undefined> {
+  // `kv key get` prints the value; a missing key is reported as "Value not found".
+  try {
+    const stdout = await wrangler(["kv", "key", "get", "--binding", "PRICING", "pricing", "--text"], kv);
+    if (/^Value not found/m.test(stdout) || stdout.trim() === "") return undefined;
+    // wrangler prints the value followed by one newline of its own.
+    return stdout.endsWith("\n") ? stdout.slice(0, -1) : stdout;
+  } catch (error) {
+    if (/Value not found/.test((error as Error).message)) return undefined;
+    throw error;
+  }
+}
+
+export async function writeKv(file: string, kv: KvOptions): Promise<void> {
+  await wrangler(["kv", "key", "put", "--binding", "PRICING", "pricing", "--path", file], kv);
+}
+
+/** Route-level differences between two compiled tables, keyed by route id. */
+export function diffTables(before: PricingTable | undefined, after: PricingTable): string[] {
+  const old = new Map((before?.routes ?? []).map((r) => [r.id, r]));
+  const now = new Map(after.routes.map((r) => [r.id, r]));
+  const lines: string[] = [];
+  for (const [id, route] of now) {
+    const was = old.get(id);
+    if (!was) lines.push(`+ ${id}  ${route.match}  ${describePrice(route)}`);
+    else {
+      if (was.match !== route.match) lines.push(`~ ${id}  match: ${was.match} → ${route.match}`);
+      if (describePrice(was) !== describePrice(route))
+        lines.push(`~ ${id}  price: ${describePrice(was)} → ${describePrice(route)}`);
+      if (was.accessTtlSeconds !== route.accessTtlSeconds) {
+        lines.push(
+          `~ ${id}  access: ${was.accessTtlSeconds ?? "single use"} → ${route.accessTtlSeconds ?? "single use"}`,
+        );
+      }
+    }
+  }
+  for (const [id, route] of old) if (!now.has(id)) lines.push(`- ${id}  ${route.match}  ${describePrice(route)}`);
+  if (before && before.unmatched !== after.unmatched)
+    lines.push(`~ defaults.unmatched: ${before.unmatched} → ${after.unmatched}`);
+  return lines;
+}
+
+function describePrice(route: RouteRule): string {
+  if (route.accepts.length === 0) return "free";
+  return route.accepts.map((a) => `${a.amount} of ${a.asset} on ${a.network} to ${a.payTo}`).join(" | ");
+}
+
+function printProblems(file: string, problems: Problem[]): void {
+  console.error(`${file}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`);
+  for (const p of problems) console.error(`  ${p.path}: ${p.message}`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { command, file, kv } = parsed;
+  try {
+    switch (command) {
+      case "validate":
+      case "push":
+      case "diff": {
+        const text = await readFile(file, "utf8").catch(() => undefined);
+        if (text === undefined) {
+          console.error(`${file}: cannot read it`);
+          return 2;
+        }
+        const checked = validateText(text);
+        if (!checked.ok) {
+          printProblems(file, checked.problems);
+          if (command === "push") console.error("Not pushed: fix the problems first.");
+          return 1;
+        }
+        if (command === "validate") {
+          console.log(`${file}: valid, ${checked.table.routes.length} routes (version ${await version(text)})`);
+          return 0;
+        }
+        if (command === "push") {
+          await writeKv(file, kv);
+          console.log(
+            `Pushed ${file} to ${kv.local ? "local" : "remote"} KV PRICING/pricing (version ${await version(text)}).`,
+          );
+          return 0;
+        }
+        const current = await readKv(kv);
+        const before = current === undefined ? undefined : validateText(current);
+        if (current === undefined) console.log("KV holds no pricing document yet; everything is new.");
+        else if (!before?.ok)
+          console.log("KV holds an invalid document (the Worker ignores it); comparing against nothing.");
+        const lines = diffTables(before?.ok ? before.table : undefined, checked.table);
+        console.log(lines.length === 0 ? "No route-level differences." : lines.join("\n"));
+        return lines.length === 0 ? 0 : 1;
+      }
+      case "pull": {
+        const current = await readKv(kv);
+        if (current === undefined) {
+          console.error(`KV (${kv.local ? "local" : "remote"}) holds no pricing document.`);
+          return 2;
+        }
+        await writeFile(file, current);
+        const checked = validateText(current);
+        console.log(`Wrote ${file}${checked.ok ? "" : " (note: it is not valid; the Worker ignores it)"}.`);
+        return 0;
+      }
+    }
+  } catch (error) {
+    if (error instanceof KvError) {
+      console.error(error.message);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+function parse(argv: string[]) {
+  const { positionals, values } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      file: { type: "string", default: "pricing.json" },
+      local: { type: "boolean", default: false },
+      "persist-to": { type: "string" },
+    },
+  });
+  const command = positionals[0];
+  if (positionals.length !== 1 || !["validate", "push", "pull", "diff"].includes(command ?? "")) {
+    throw new Error(`unknown command: ${positionals.join(" ") || "(none)"}`);
+  }
+  return {
+    command: command as "validate" | "push" | "pull" | "diff",
+    file: resolve(process.cwd(), values.file),
+    kv: {
+      local: values.local,
+      ...(values["persist-to"] ? { persistTo: resolve(process.cwd(), values["persist-to"]) } : {}),
+    },
+  };
+}
+
+function version(text: string): Promise<string> {
+  return contentHash(text);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exit(await main(process.argv.slice(2)));
+}

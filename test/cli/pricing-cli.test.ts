@@ -1,0 +1,116 @@
+/**
+ * `npm run pricing` against a real local KV store through wrangler (--local with a private
+ * --persist-to directory): exit codes, messages, and what ends up in KV.
+ */
+import { execFile } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { beforeAll, describe, expect, it } from "vitest";
+import { explainWranglerError } from "../../scripts/pricing.ts";
+
+const exec = promisify(execFile);
+let dir: string;
+let kv: string[];
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ["scripts/pricing.ts", ...args], {
+      env: { ...process.env, CI: "true" },
+    });
+    return { code: 0, out: stdout, err: stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, out: e.stdout, err: e.stderr };
+  }
+}
+
+const doc = (weatherPrice: string, extra: object[] = []) =>
+  JSON.stringify({
+    $schema: "./pricing.schema.json",
+    version: 1,
+    defaults: { network: "eip155:84532", payTo: "0x90F79bf6EB2c4f870365E785982E1f101E93b906" },
+    routes: [
+      { id: "weather", match: "GET /api/weather/:city", price: weatherPrice },
+      { id: "reports", match: "/reports/*", price: "$0.05" },
+      ...extra,
+    ],
+  });
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pricing-cli-"));
+  kv = ["--local", "--persist-to", join(dir, "state")];
+  await writeFile(join(dir, "v1.json"), doc("$0.001"));
+  await writeFile(
+    join(dir, "v2.json"),
+    doc("$0.002", [{ id: "health", match: "/health", price: "free" }]).replace(/,\s*\{"id":"reports"[^}]*\}/, ""),
+  );
+  await writeFile(join(dir, "bad.json"), doc("$1,000", [{ id: "weather", match: "/b/*/c", price: "$0.0000001" }]));
+});
+
+describe("validate", () => {
+  it("says a valid document is valid and exits 0", async () => {
+    const r = await cli("validate", "--file", join(dir, "v1.json"));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/valid, 2 routes \(version [0-9a-f]{16}\)/);
+  });
+
+  it("lists every problem with its JSON path and exits 1", async () => {
+    const r = await cli("validate", "--file", join(dir, "bad.json"));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("4 problems");
+    expect(r.err).toContain('$.routes[0].price: "$1,000" is not a plain decimal amount');
+    expect(r.err).toContain('$.routes[2].id: duplicate id "weather"');
+    expect(r.err).toContain('$.routes[2].match: "*" may only be the last segment');
+    expect(r.err).toContain('$.routes[2].price: "$0.0000001" has more precision than the asset\'s 6 decimals');
+  });
+
+  it("answers a usage error with exit 2", async () => {
+    expect((await cli("frobnicate")).code).toBe(2);
+  });
+});
+
+describe("push, pull, diff against local KV", () => {
+  it("refuses to push an invalid document and leaves KV untouched", async () => {
+    const r = await cli("push", "--file", join(dir, "bad.json"), ...kv);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain("Not pushed");
+    expect((await cli("pull", "--file", join(dir, "pulled.json"), ...kv)).code).toBe(2);
+  }, 60_000);
+
+  it("pushes a valid document, and pull gets back exactly the same bytes", async () => {
+    expect((await cli("push", "--file", join(dir, "v1.json"), ...kv)).code).toBe(0);
+    const pulled = await cli("pull", "--file", join(dir, "pulled.json"), ...kv);
+    expect(pulled.code).toBe(0);
+    expect(await readFile(join(dir, "pulled.json"), "utf8")).toBe(await readFile(join(dir, "v1.json"), "utf8"));
+  }, 60_000);
+
+  it("diffs route by route: added, removed, price changed; none when equal", async () => {
+    const same = await cli("diff", "--file", join(dir, "v1.json"), ...kv);
+    expect(same.code).toBe(0);
+    expect(same.out).toContain("No route-level differences.");
+    const changed = await cli("diff", "--file", join(dir, "v2.json"), ...kv);
+    expect(changed.code).toBe(1);
+    expect(changed.out).toMatch(/^~ weather {2}price: 1000 of .* → 2000 of /m);
+    expect(changed.out).toMatch(/^\+ health {2}\/health {2}free$/m);
+    expect(changed.out).toMatch(/^- reports {2}\/reports\/\* {2}50000 of /m);
+  }, 60_000);
+});
+
+describe("wrangler failures become instructions", () => {
+  it.each([
+    ["In a non-interactive environment, it's necessary to set a CLOUDFLARE_API_TOKEN", "not logged in"],
+    ["You are not authenticated. Please run `wrangler login`.", "not logged in"],
+    ['No namespace ID found for binding "PRICING"', "No KV namespace is bound as PRICING"],
+    ["TypeError: fetch failed", "could not be reached"],
+  ])("%s", (output, advice) => {
+    expect(explainWranglerError(output)).toContain(advice);
+  });
+
+  it("explains a remote call without credentials", async () => {
+    const r = await cli("pull", "--file", join(dir, "remote.json"));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/not logged in|could not be reached|No KV namespace/);
+  }, 60_000);
+});
