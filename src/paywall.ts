@@ -16,8 +16,8 @@ import type { Facilitator, SettleReply } from "./facilitator.ts";
 import type { BoundedMap } from "./memo.ts";
 import { forwardToOrigin } from "./origin.ts";
 import { canonicalisePath, splitRawUrl } from "./path.ts";
-import type { PricingTable, RouteRule } from "./pricing/document.ts";
-import type { PricingStore } from "./pricing/store.ts";
+import type { PricingTable, Requirement, RouteRule } from "./pricing/document.ts";
+import type { PricingStore, RetiredTable } from "./pricing/store.ts";
 import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts.ts";
 import { errorResponse, markPaid, paymentFailureResponse, preflightResponse } from "./responses.ts";
 import { checkAuthorization, checkSignature, selectRequirement } from "./x402/checks.ts";
@@ -67,7 +67,15 @@ export async function handleRequest(request: Request, rt: Runtime, waitUntil: Wa
   }
   if (route.accepts.length === 0) return forwardFree(request, rt.config, path, query);
   if (preflightMethod) return preflightResponse(request);
-  return handlePriced(request, rt, waitUntil, { table, route, path, query });
+  return handlePriced(request, rt, waitUntil, {
+    table,
+    retired: pricing.retired,
+    route,
+    method: request.method,
+    segments: canonical.segments,
+    path,
+    query,
+  });
 }
 
 async function forwardFree(request: Request, config: Config, path: string, query: string): Promise<Response> {
@@ -77,7 +85,10 @@ async function forwardFree(request: Request, config: Config, path: string, query
 
 interface Priced {
   table: PricingTable;
+  retired: readonly RetiredTable[];
   route: RouteRule;
+  method: string;
+  segments: string[];
   path: string;
   query: string;
 }
@@ -135,11 +146,17 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     return markPaid(forwarded.response, settlementHeader(version, receiptSettlement(receipt)));
   }
 
-  const selected = selectRequirement(payment, route);
-  if (!selected.ok) return refuse(selected.failure);
-  const requirement = selected.requirement;
-  const local = checkAuthorization(payment, requirement, nowSeconds) ?? (await checkSignature(payment, requirement));
-  if (local) return refuse(local);
+  const fitted = fitPayment(payment, route, nowSeconds);
+  let requirement: Requirement;
+  if (fitted.ok) {
+    requirement = fitted.requirement;
+  } else {
+    const offeredBefore = selectFromRetired(payment, p, rt.nowMs());
+    if (!offeredBefore) return refuse(fitted.failure);
+    requirement = offeredBefore;
+  }
+  const badSignature = await checkSignature(payment, requirement);
+  if (badSignature) return refuse(badSignature);
 
   const facilitatorRequest = {
     x402Version: version,
@@ -200,6 +217,33 @@ function settlementHeader(version: 1 | 2, settlement: SettleReply): [string, str
     ...(settlement.payer ? { payer: settlement.payer } : {}),
   };
   return [version === 2 ? HEADER.paymentResponse : HEADER.xPaymentResponse, encodeHeaderJson(body)];
+}
+
+/** The route's requirement this payment is for, with its recipient, amount and validity window checked. */
+function fitPayment(
+  payment: Payment,
+  route: RouteRule,
+  nowSeconds: number,
+): { ok: true; requirement: Requirement } | { ok: false; failure: Failure } {
+  const selected = selectRequirement(payment, route);
+  if (!selected.ok) return selected;
+  const failure = checkAuthorization(payment, selected.requirement, nowSeconds);
+  return failure ? { ok: false, failure } : selected;
+}
+
+/**
+ * A payment made against what a 402 offered just before a price edit: accepted if it fits a
+ * retired table's route for the same request, within that requirement's maxTimeoutSeconds of the
+ * swap (see pricing/store.ts). Otherwise undefined, and the current price stands.
+ */
+function selectFromRetired(payment: Payment, p: Priced, nowMs: number): Requirement | undefined {
+  for (const { table, retiredAtMs } of p.retired) {
+    const old = table.matcher.match(p.method, p.segments);
+    if (!old || old.accepts.length === 0) continue;
+    const fitted = fitPayment(payment, old, Math.floor(nowMs / 1000));
+    if (fitted.ok && nowMs - retiredAtMs <= fitted.requirement.maxTimeoutSeconds * 1000) return fitted.requirement;
+  }
+  return undefined;
 }
 
 function receiptSettlement(receipt: Receipt): SettleReply {

@@ -7,13 +7,30 @@
  * - An invalid document or a failing KV read keeps the last valid table (logged, retried after
  *   `cacheMs`). With no valid table ever loaded, `get` returns nothing and the caller fails closed.
  * - Concurrent requests that find the cache stale share one KV read.
+ * - Safe live edits: a table replaced by a new one is kept as `retired` with the time of the swap.
+ *   A buyer who got a 402 just before an edit pays what that 402 said; the paywall accepts it if it
+ *   matches the retired table's requirement for the same request and arrives within that
+ *   requirement's maxTimeoutSeconds of the swap. After that grace window only the new price counts.
+ *   (Grace is counted from when *this isolate* swapped, which is at most PRICING_CACHE_SECONDS plus
+ *   KV propagation after the edit.)
  */
 import { PRICING_KEY } from "../constants.ts";
 import { compilePricingText, type PricingFallbacks, type PricingTable, type Problem } from "./document.ts";
 import { contentHash } from "./hash.ts";
 
+export interface RetiredTable {
+  table: PricingTable;
+  /** When this isolate stopped serving it (ms). */
+  retiredAtMs: number;
+}
+
+/** Retired tables kept for their grace window; more than this many edits within one window is not worth memory. */
+const MAX_RETIRED_TABLES = 4;
+/** No requirement waits longer than this (the schema's maxTimeoutSeconds ceiling). */
+const MAX_GRACE_MS = 3600 * 1000;
+
 export type PricingState =
-  | { ok: true; table: PricingTable }
+  | { ok: true; table: PricingTable; retired: readonly RetiredTable[] }
   | { ok: false; why: "missing" | "invalid" | "kv_error"; problems?: Problem[] };
 
 export interface PricingStoreOptions {
@@ -28,6 +45,7 @@ export class PricingStore {
   private text: string | undefined;
   private checkedAt = Number.NEGATIVE_INFINITY;
   private lastFailure: PricingState | undefined;
+  private retired: RetiredTable[] = [];
   private refreshing: Promise<void> | undefined;
 
   constructor(private readonly options: PricingStoreOptions) {}
@@ -39,7 +57,10 @@ export class PricingStore {
       });
       await this.refreshing;
     }
-    if (this.table) return { ok: true, table: this.table };
+    if (this.table) {
+      if (this.retired.length > 0) this.retired = this.retired.filter((r) => nowMs - r.retiredAtMs <= MAX_GRACE_MS);
+      return { ok: true, table: this.table, retired: this.retired };
+    }
     return this.lastFailure ?? { ok: false, why: "missing" };
   }
 
@@ -70,6 +91,8 @@ export class PricingStore {
       this.lastFailure = { ok: false, why: "invalid", problems: result.problems };
       return;
     }
+    if (this.table)
+      this.retired = [{ table: this.table, retiredAtMs: nowMs }, ...this.retired].slice(0, MAX_RETIRED_TABLES);
     this.table = result.table;
     this.text = text;
     this.lastFailure = undefined;
