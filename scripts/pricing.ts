@@ -11,7 +11,7 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs, promisify } from "node:util";
 import { compilePricingText, type PricingTable, type Problem, type RouteRule } from "../src/pricing/document.ts";
@@ -138,8 +138,14 @@ function describePrice(route: RouteRule): string {
   return route.accepts.map((a) => `${a.amount} of ${a.asset} on ${a.network} to ${a.payTo}`).join(" | ");
 }
 
+/** A path as the user would write it: relative to where they are, when that is shorter. */
+function shown(file: string): string {
+  const rel = relative(process.env.INIT_CWD ?? process.cwd(), file);
+  return rel.startsWith("..") ? file : rel;
+}
+
 function printProblems(file: string, problems: Problem[]): void {
-  console.error(`${file}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`);
+  console.error(`${shown(file)}: ${problems.length} problem${problems.length === 1 ? "" : "s"}`);
   for (const p of problems) console.error(`  ${p.path}: ${p.message}`);
 }
 
@@ -159,7 +165,7 @@ export async function main(argv: string[]): Promise<number> {
       case "diff": {
         const text = await readFile(file, "utf8").catch(() => undefined);
         if (text === undefined) {
-          console.error(`${file}: cannot read it`);
+          console.error(`${shown(file)}: cannot read it`);
           return 2;
         }
         const checked = validateText(text);
@@ -169,7 +175,7 @@ export async function main(argv: string[]): Promise<number> {
           return 1;
         }
         if (command === "validate") {
-          console.log(`${file}: valid, ${checked.table.routes.length} routes (version ${await version(text)})`);
+          console.log(`${shown(file)}: valid, ${checked.table.routes.length} routes (version ${await version(text)})`);
           return 0;
         }
         if (command === "push") {
@@ -196,7 +202,7 @@ export async function main(argv: string[]): Promise<number> {
         }
         await writeFile(file, current);
         const checked = validateText(current);
-        console.log(`Wrote ${file}${checked.ok ? "" : " (note: it is not valid; the Worker ignores it)"}.`);
+        console.log(`Wrote ${shown(file)}${checked.ok ? "" : " (note: it is not valid; the Worker ignores it)"}.`);
         return 0;
       }
     }
@@ -223,12 +229,14 @@ function parse(argv: string[]) {
   if (positionals.length !== 1 || !["validate", "push", "pull", "diff"].includes(command ?? "")) {
     throw new Error(`unknown command: ${positionals.join(" ") || "(none)"}`);
   }
+  // `npm run` starts scripts in the project root; paths are meant relative to where the user typed them.
+  const cwd = process.env.INIT_CWD ?? process.cwd();
   return {
     command: command as "validate" | "push" | "pull" | "diff",
-    file: resolve(process.cwd(), values.file),
+    file: resolve(cwd, values.file),
     kv: {
       local: values.local,
-      ...(values["persist-to"] ? { persistTo: resolve(process.cwd(), values["persist-to"]) } : {}),
+      ...(values["persist-to"] ? { persistTo: resolve(cwd, values["persist-to"]) } : {}),
     },
   };
 }
