@@ -18,6 +18,7 @@ import autocannon from "autocannon";
 import { toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { wranglerEnv } from "../scripts/wrangler-env.ts";
+import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "../src/x402/eip3009.ts";
 import { freePort, waitFor } from "../stack/ports.ts";
 import { WORKERD_PATH, WORKERD_VERSION } from "../stack/workerd.ts";
 import { WRANGLER_BIN } from "../stack/wrangler-bin.ts";
@@ -174,17 +175,8 @@ const config :Workerd.Config = (
       nonce: toHex(crypto.getRandomValues(new Uint8Array(32))),
     };
     const signature = await BUYER.signTypedData({
-      domain: { name: requirement.extra.name, version: requirement.extra.version, chainId: 84532, verifyingContract: requirement.asset },
-      types: {
-        TransferWithAuthorization: [
-          { name: "from", type: "address" },
-          { name: "to", type: "address" },
-          { name: "value", type: "uint256" },
-          { name: "validAfter", type: "uint256" },
-          { name: "validBefore", type: "uint256" },
-          { name: "nonce", type: "bytes32" },
-        ],
-      },
+      domain: eip712Domain(requirement),
+      types: TRANSFER_WITH_AUTHORIZATION_TYPES,
       primaryType: "TransferWithAuthorization",
       message: { ...authorization, value: BigInt(authorization.value), validAfter: 0n, validBefore: BigInt(authorization.validBefore) },
     });

@@ -9,7 +9,7 @@ import { recoverTypedDataAddress } from "viem";
 import { MIN_VALIDITY_LEFT_SECONDS } from "../constants.ts";
 import { type Failure, fail } from "../errors.ts";
 import type { Requirement, RouteRule } from "../pricing/document.ts";
-import { chainIdOf } from "./networks.ts";
+import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "./eip3009.ts";
 import type { Payment } from "./payment.ts";
 
 export type Selected = { ok: true; requirement: Requirement } | { ok: false; failure: Failure };
@@ -67,17 +67,6 @@ export function checkAuthorization(
   return undefined;
 }
 
-const TRANSFER_WITH_AUTHORIZATION = {
-  TransferWithAuthorization: [
-    { name: "from", type: "address" },
-    { name: "to", type: "address" },
-    { name: "value", type: "uint256" },
-    { name: "validAfter", type: "uint256" },
-    { name: "validBefore", type: "uint256" },
-    { name: "nonce", type: "bytes32" },
-  ],
-} as const;
-
 /**
  * An ECDSA signature (65 bytes) must recover to `authorization.from` under the token's EIP-712
  * domain. Longer signatures come from smart-contract wallets (ERC-1271 / ERC-6492); they can only be
@@ -89,13 +78,8 @@ export async function checkSignature(payment: Payment, requirement: Requirement)
   let signer: string;
   try {
     signer = await recoverTypedDataAddress({
-      domain: {
-        name: requirement.extra.name,
-        version: requirement.extra.version,
-        chainId: chainIdOf(requirement.network),
-        verifyingContract: requirement.asset,
-      },
-      types: TRANSFER_WITH_AUTHORIZATION,
+      domain: eip712Domain(requirement),
+      types: TRANSFER_WITH_AUTHORIZATION_TYPES,
       primaryType: "TransferWithAuthorization",
       message: {
         from: auth.from,

@@ -4,22 +4,13 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { copyFile, mkdtemp, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { freePort } from "../../stack/ports.ts";
 import { WORKERD_PATH } from "../../stack/workerd.ts";
 
 const run = promisify(execFile);
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("no port");
-  return address.port;
-}
 
 /** `wrangler deploy --dry-run` into a temp dir; returns the bundle's path. */
 export async function buildWorker(): Promise<string> {

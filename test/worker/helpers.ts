@@ -7,6 +7,7 @@ import { env, exports } from "cloudflare:workers";
 import { type Hex, type PrivateKeyAccount, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { Requirement } from "../../src/pricing/document.ts";
+import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "../../src/x402/eip3009.ts";
 
 export const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 export const BASE_SEPOLIA_USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
@@ -107,22 +108,8 @@ export async function signAuthorization(o: SignOptions = {}) {
     nonce: o.nonce ?? toHex(crypto.getRandomValues(new Uint8Array(32))),
   };
   const signature = await signer.signTypedData({
-    domain: {
-      name: o.domainName ?? req.extra.name,
-      version: req.extra.version,
-      chainId: Number(req.network.split(":")[1]),
-      verifyingContract: req.asset as Hex,
-    },
-    types: {
-      TransferWithAuthorization: [
-        { name: "from", type: "address" },
-        { name: "to", type: "address" },
-        { name: "value", type: "uint256" },
-        { name: "validAfter", type: "uint256" },
-        { name: "validBefore", type: "uint256" },
-        { name: "nonce", type: "bytes32" },
-      ],
-    },
+    domain: { ...eip712Domain(req), ...(o.domainName ? { name: o.domainName } : {}) },
+    types: TRANSFER_WITH_AUTHORIZATION_TYPES,
     primaryType: "TransferWithAuthorization",
     message: {
       from: authorization.from,

@@ -1,0 +1,28 @@
+/**
+ * EIP-3009 `TransferWithAuthorization`, the typed data an `exact` EVM payment signs
+ * (https://eips.ethereum.org/EIPS/eip-3009). Pure; shared by the Worker's signature check and by
+ * everything that signs test payments.
+ */
+import type { Requirement } from "../pricing/document.ts";
+import { chainIdOf } from "./networks.ts";
+
+export const TRANSFER_WITH_AUTHORIZATION_TYPES = {
+  TransferWithAuthorization: [
+    { name: "from", type: "address" },
+    { name: "to", type: "address" },
+    { name: "value", type: "uint256" },
+    { name: "validAfter", type: "uint256" },
+    { name: "validBefore", type: "uint256" },
+    { name: "nonce", type: "bytes32" },
+  ],
+} as const;
+
+/** The token's EIP-712 domain for a requirement: its name/version, chain and address. */
+export function eip712Domain(requirement: Pick<Requirement, "extra" | "network" | "asset">) {
+  return {
+    name: requirement.extra.name,
+    version: requirement.extra.version,
+    chainId: chainIdOf(requirement.network),
+    verifyingContract: requirement.asset,
+  };
+}
