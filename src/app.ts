@@ -1,9 +1,10 @@
 /**
- * The Hono app: configuration once per `env`, the built-in `/__x402/*` endpoints, and everything
- * else through the paywall. Built-ins shadow the same paths at the origin.
+ * The Worker: configuration and per-isolate state built once per `env`; the built-in `/__x402/*`
+ * endpoints served by Hono; every other request straight into the paywall. Built-ins shadow the same
+ * paths at the origin.
  */
 import { Hono } from "hono";
-import { type Bindings, loadConfig } from "./config.ts";
+import { type Bindings, parseConfig } from "./config.ts";
 import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES } from "./constants.ts";
 import { fail } from "./errors.ts";
 import { createFacilitator } from "./facilitator.ts";
@@ -30,7 +31,7 @@ export function createApp(options: AppOptions = {}) {
   const runtimeFor = (env: Bindings): Runtime | Response => {
     let rt = runtimes.get(env);
     if (rt) return rt;
-    const parsed = loadConfig(env);
+    const parsed = parseConfig(env);
     if (!parsed.ok) {
       rt = errorResponse(
         fail("config_invalid", `Worker configuration: ${parsed.variable} ${parsed.problem}.`, parsed.variable),

@@ -1,5 +1,5 @@
 /**
- * Worker bindings and vars, parsed and validated once per `env` object.
+ * Worker bindings and vars, validated in one pass (the app does it once per `env`, i.e. per isolate).
  * A bad var is a deployment mistake: the Worker answers 500 `config_invalid` naming the var,
  * never echoing a secret's value.
  */
@@ -45,17 +45,6 @@ export interface Config {
 export type ConfigResult = { ok: true; config: Config } | { ok: false; variable: string; problem: string };
 
 const CAIP2_EVM = /^eip155:[1-9][0-9]*$/;
-
-const parsed = new WeakMap<object, ConfigResult>();
-
-export function loadConfig(env: Bindings): ConfigResult {
-  let result = parsed.get(env);
-  if (!result) {
-    result = parseConfig(env);
-    parsed.set(env, result);
-  }
-  return result;
-}
 
 export function parseConfig(env: Bindings): ConfigResult {
   const bad = (variable: string, problem: string): ConfigResult => ({ ok: false, variable, problem });
