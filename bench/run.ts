@@ -8,23 +8,21 @@
  * Scenarios run interleaved, system order rotating each round; the table reports medians over rounds.
  * Options: --duration S (5) --connections N (50) --rounds R (3) --scenarios free,402,access,fresh --no-write
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { type ChildProcess, spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { cpus, totalmem, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { promisify, parseArgs } from "node:util";
+import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { wranglerEnv } from "../scripts/wrangler-env.ts";
 import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "../src/x402/eip3009.ts";
+import { buildWorker } from "../stack/build.ts";
 import { freePort, waitFor } from "../stack/ports.ts";
 import { WORKERD_PATH, WORKERD_VERSION } from "../stack/workerd.ts";
-import { WRANGLER_BIN } from "../stack/wrangler-bin.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const run = promisify(execFile);
 const { values } = parseArgs({
   options: {
     duration: { type: "string", default: "5" },
@@ -69,22 +67,11 @@ interface Measured {
 
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
-async function build(dir: string, args: string[]): Promise<string> {
-  await run(process.execPath, [WRANGLER_BIN, "deploy", "--dry-run", "--outdir", dir, ...args], {
-    cwd: ROOT,
-    env: wranglerEnv(),
-  });
-  // wrangler names the bundle after the entry file.
-  const bundle = (await readdir(dir)).find((f) => f.endsWith(".js"));
-  if (!bundle) throw new Error(`no bundle in ${dir}`);
-  return join(dir, bundle);
-}
-
 async function main() {
   const work = await mkdtemp(join(tmpdir(), "paywall-bench-"));
   log("building (c) this paywall and (b) the reference Worker with wrangler…");
-  const paywallBundle = await build(join(work, "c"), []);
-  const referenceBundle = await build(join(work, "b"), ["--config", "bench/workers/reference.wrangler.toml"]);
+  const paywallBundle = await buildWorker(join(work, "c"));
+  const referenceBundle = await buildWorker(join(work, "b"), ["--config", "bench/workers/reference.wrangler.toml"]);
   const gzipKiB = async (file: string) => gzipSync(await readFile(file)).length / 1024;
   const sizes = { b: await gzipKiB(referenceBundle), c: await gzipKiB(paywallBundle) };
 

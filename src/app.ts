@@ -126,11 +126,12 @@ export function createApp(options: AppOptions = {}) {
      * own routing (the pricing matcher) — a router in front of it would only add work to each request.
      */
     async fetch(request: Request, env: Bindings, ctx: ExecutionContext): Promise<Response> {
-      if (splitRawUrl(request.url).path.startsWith(BUILTIN_PREFIX)) return app.fetch(request, env, ctx);
+      const url = splitRawUrl(request.url);
+      if (url.path.startsWith(BUILTIN_PREFIX)) return app.fetch(request, env, ctx);
       const rt = runtimeFor(env);
       if (rt instanceof Response) return rt.clone();
       try {
-        return await handleRequest(request, rt, (promise) => ctx.waitUntil(promise));
+        return await handleRequest(request, url, rt, (promise) => ctx.waitUntil(promise));
       } catch (error) {
         logJson("internal_error", { message: (error as Error).message });
         return errorResponse(fail("internal_error", "The paywall failed unexpectedly."));

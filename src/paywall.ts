@@ -15,7 +15,7 @@ import { type Failure, fail } from "./errors.ts";
 import type { Facilitator, SettleReply } from "./facilitator.ts";
 import type { BoundedMap } from "./memo.ts";
 import { forwardToOrigin } from "./origin.ts";
-import { canonicalisePath, splitRawUrl } from "./path.ts";
+import { canonicalisePath } from "./path.ts";
 import type { PricingTable, Requirement, RouteRule } from "./pricing/document.ts";
 import type { PricingStore, RetiredTable } from "./pricing/store.ts";
 import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts.ts";
@@ -44,8 +44,14 @@ export interface DecodedPayment {
   key: string;
 }
 
-export async function handleRequest(request: Request, rt: Runtime, waitUntil: WaitUntil): Promise<Response> {
-  const { path, query } = splitRawUrl(request.url);
+/** `url` is `splitRawUrl(request.url)`, which the caller has already done. */
+export async function handleRequest(
+  request: Request,
+  url: { path: string; query: string },
+  rt: Runtime,
+  waitUntil: WaitUntil,
+): Promise<Response> {
+  const { path, query } = url;
   const canonical = canonicalisePath(path);
   if (!canonical.ok) {
     return errorResponse(fail("non_canonical_path", "The request path is not in canonical form.", canonical.problem));

@@ -57,10 +57,7 @@ export class PricingStore {
       });
       await this.refreshing;
     }
-    if (this.table) {
-      if (this.retired.length > 0) this.retired = this.retired.filter((r) => nowMs - r.retiredAtMs <= MAX_GRACE_MS);
-      return { ok: true, table: this.table, retired: this.retired };
-    }
+    if (this.table) return { ok: true, table: this.table, retired: this.retired };
     return this.lastFailure ?? { ok: false, why: "missing" };
   }
 
@@ -76,6 +73,8 @@ export class PricingStore {
       return;
     }
     this.checkedAt = nowMs;
+    // Grace windows are checked per requirement when used; this only lets old tables go.
+    if (this.retired.length > 0) this.retired = this.retired.filter((r) => nowMs - r.retiredAtMs <= MAX_GRACE_MS);
     if (text === null) {
       log("pricing_missing", { keptVersion: this.table?.version });
       this.lastFailure = { ok: false, why: "missing" };

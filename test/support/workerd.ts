@@ -2,28 +2,17 @@
  * Runs the Worker exactly as deployed — wrangler's bundle under `workerd serve`, no proxy in front —
  * so tests can speak raw HTTP to it. Node-side only.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { copyFile, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
+import { buildWorker as buildBundle } from "../../stack/build.ts";
 import { freePort } from "../../stack/ports.ts";
 import { WORKERD_PATH } from "../../stack/workerd.ts";
 
-const run = promisify(execFile);
-
-/** `wrangler deploy --dry-run` into a temp dir; returns the bundle's path. */
+/** The deployed bundle, built into a temporary directory. */
 export async function buildWorker(): Promise<string> {
-  const outdir = await mkdtemp(join(tmpdir(), "paywall-build-"));
-  await run("npx", ["--no-install", "wrangler", "deploy", "--dry-run", "--outdir", outdir], {
-    env: {
-      ...process.env,
-      WRANGLER_SEND_METRICS: "false",
-      CLOUDFLARE_CF_FETCH_ENABLED: "false",
-      XDG_CONFIG_HOME: join(outdir, ".xdg"),
-    },
-  });
-  return join(outdir, "index.js");
+  return buildBundle(await mkdtemp(join(tmpdir(), "paywall-build-")));
 }
 
 export interface RunningWorker {

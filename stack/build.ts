@@ -1,0 +1,21 @@
+/** `wrangler deploy --dry-run` into a directory: the bundle exactly as it would be deployed. */
+import { execFile } from "node:child_process";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { ROOT, wranglerEnv } from "../scripts/wrangler-env.ts";
+import { WRANGLER_BIN } from "./wrangler-bin.ts";
+
+const run = promisify(execFile);
+
+/** Returns the bundle's path; `args` go to wrangler (e.g. `--config other.toml`). */
+export async function buildWorker(outdir: string, args: string[] = []): Promise<string> {
+  await run(process.execPath, [WRANGLER_BIN, "deploy", "--dry-run", "--outdir", outdir, ...args], {
+    cwd: ROOT,
+    env: wranglerEnv(),
+  });
+  // wrangler names the bundle after the entry file.
+  const bundle = (await readdir(outdir)).find((f) => f.endsWith(".js"));
+  if (!bundle) throw new Error(`wrangler wrote no bundle to ${outdir}`);
+  return join(outdir, bundle);
+}
