@@ -77,8 +77,25 @@ x402 paywall — local payment stack is up (Ctrl-C stops everything)
 Routes (${s.worker.url}/__x402/pricing):
 ${pricing.routes
   .map(
-    (r: { match: string; free: boolean; accepts: { amount: string }[]; access?: { ttl: number } }) =>
-      `  ${r.match.padEnd(28)} ${r.free ? "free" : `${Number(r.accepts[0]?.amount) / 1e6} USDC${r.access ? `, ${r.access.ttl} s access` : ""}`}`,
+    (r: {
+      match: string;
+      free: boolean;
+      accepts: { amount: string }[];
+      access?: { ttl: number };
+      when?: Record<string, Record<string, unknown[]>>;
+      per?: Record<string, string | number>;
+    }) => {
+      const when = Object.entries(r.when ?? {})
+        .flatMap(([source, fields]) =>
+          Object.entries(fields).map(([name, values]) => `${source}.${name}=${values.join("|")}`),
+        )
+        .join(" ");
+      const perKey = r.per && Object.keys(r.per).find((k) => k !== "min" && k !== "max");
+      const price = r.free
+        ? "free"
+        : `${Number(r.accepts[0]?.amount) / 1e6} USDC${perKey ? ` per ${perKey}.${r.per?.[perKey]}` : ""}${r.access ? `, ${r.access.ttl} s access` : ""}`;
+      return `  ${`${r.match}${when ? ` [${when}]` : ""}`.padEnd(48)} ${price}`;
+    },
   )
   .join("\n")}
 
@@ -87,6 +104,8 @@ ${ORIGIN_ENDPOINTS.map((e) => `  ${e}`).join("\n")}
 
 Try it:
   curl -i ${s.worker.url}/api/weather/paris        # 402 with the payment requirements
+  curl -i ${s.worker.url}/api/infer -d '{"service":"llm-70b"}'   # priced by the body
+  curl -i '${s.worker.url}/api/batch?count=7'      # priced per unit
   npm run demo                                       # pay with @x402/fetch (v2)
   npm run demo -- --v1                               # pay with x402-fetch (v1)
 `);

@@ -115,11 +115,13 @@ export function diffTables(before: PricingTable | undefined, after: PricingTable
   const lines: string[] = [];
   for (const [id, route] of now) {
     const was = old.get(id);
-    if (!was) lines.push(`+ ${id}  ${route.match}  ${describePrice(route)}`);
+    if (!was) lines.push(`+ ${id}  ${route.match}${describeWhen(route, "  when ")}  ${describePrice(route)}`);
     else {
       if (was.match !== route.match) lines.push(`~ ${id}  match: ${was.match} → ${route.match}`);
       if (describePrice(was) !== describePrice(route))
         lines.push(`~ ${id}  price: ${describePrice(was)} → ${describePrice(route)}`);
+      if (describeWhen(was) !== describeWhen(route))
+        lines.push(`~ ${id}  when: ${describeWhen(was) || "always"} → ${describeWhen(route) || "always"}`);
       if (was.accessTtlSeconds !== route.accessTtlSeconds) {
         lines.push(
           `~ ${id}  access: ${was.accessTtlSeconds ?? "single use"} → ${route.accessTtlSeconds ?? "single use"}`,
@@ -127,7 +129,9 @@ export function diffTables(before: PricingTable | undefined, after: PricingTable
       }
     }
   }
-  for (const [id, route] of old) if (!now.has(id)) lines.push(`- ${id}  ${route.match}  ${describePrice(route)}`);
+  for (const [id, route] of old) {
+    if (!now.has(id)) lines.push(`- ${id}  ${route.match}${describeWhen(route, "  when ")}  ${describePrice(route)}`);
+  }
   if (before && before.unmatched !== after.unmatched)
     lines.push(`~ defaults.unmatched: ${before.unmatched} → ${after.unmatched}`);
   return lines;
@@ -135,7 +139,14 @@ export function diffTables(before: PricingTable | undefined, after: PricingTable
 
 function describePrice(route: RouteRule): string {
   if (route.accepts.length === 0) return "free";
-  return route.accepts.map((a) => `${a.amount} of ${a.asset} on ${a.network} to ${a.payTo}`).join(" | ");
+  const per = route.per ? ` per ${route.per.field.key} (${route.per.min}-${route.per.max})` : "";
+  return route.accepts.map((a) => `${a.amount} of ${a.asset} on ${a.network} to ${a.payTo}${per}`).join(" | ");
+}
+
+/** `body.service=llm-70b|llm-8b query.tier=pro`, or "" for a rule without conditions. */
+function describeWhen(route: RouteRule, prefix = ""): string {
+  if (!route.when) return "";
+  return prefix + route.when.map((c) => `${c.field.key}=${c.values.map((v) => JSON.stringify(v)).join("|")}`).join(" ");
 }
 
 /** A path as the user would write it: relative to where they are, when that is shorter. */

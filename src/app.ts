@@ -11,6 +11,7 @@ import { createFacilitator } from "./facilitator.ts";
 import { BoundedMap } from "./memo.ts";
 import { splitRawUrl } from "./path.ts";
 import { handleRequest, type Runtime } from "./paywall.ts";
+import type { Condition, Scalar } from "./pricing/conditions.ts";
 import { PricingStore } from "./pricing/store.ts";
 import { ReceiptStore } from "./receipts.ts";
 import { errorResponse } from "./responses.ts";
@@ -20,6 +21,17 @@ export interface AppOptions {
   nowMs?: () => number;
   fetch?: typeof fetch;
   log?: Runtime["log"];
+}
+
+/** Conditions as the document writes them: `{ query: { model: ["a", "b"] } }`. */
+function describeWhen(when: Condition[]): Record<string, Record<string, readonly Scalar[]>> {
+  const out: Record<string, Record<string, readonly Scalar[]>> = {};
+  for (const { field, values } of when) {
+    const bySource = out[field.source] ?? {};
+    bySource[field.name] = values;
+    out[field.source] = bySource;
+  }
+  return out;
 }
 
 const logJson: Runtime["log"] = (event, detail) => console.log(JSON.stringify({ event, ...detail }));
@@ -104,6 +116,8 @@ export function createApp(options: AppOptions = {}) {
           free: r.accepts.length === 0,
           accepts: r.accepts,
           ...(r.accessTtlSeconds !== undefined ? { access: { ttl: r.accessTtlSeconds } } : {}),
+          ...(r.when ? { when: describeWhen(r.when) } : {}),
+          ...(r.per ? { per: { [r.per.field.source]: r.per.field.name, min: r.per.min, max: r.per.max } } : {}),
         })),
       },
       200,

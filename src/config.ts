@@ -4,7 +4,13 @@
  * never echoing a secret's value.
  */
 import { isAddress } from "viem";
-import { DEFAULT_PRICING_CACHE_SECONDS, DEFAULT_SETTLE_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from "./constants.ts";
+import {
+  DEFAULT_PRICING_BODY_LIMIT_BYTES,
+  DEFAULT_PRICING_CACHE_SECONDS,
+  DEFAULT_SETTLE_TIMEOUT_MS,
+  DEFAULT_VERIFY_TIMEOUT_MS,
+  MAX_PRICING_BODY_LIMIT_BYTES,
+} from "./constants.ts";
 
 /** What wrangler.toml, `wrangler secret` and `.dev.vars` provide. */
 export interface Bindings {
@@ -19,6 +25,7 @@ export interface Bindings {
   PRICING_CACHE_SECONDS?: string;
   FACILITATOR_VERIFY_TIMEOUT_MS?: string;
   FACILITATOR_SETTLE_TIMEOUT_MS?: string;
+  PRICING_BODY_LIMIT_BYTES?: string;
   /** Secret: sent verbatim as `Authorization` on every facilitator call. */
   FACILITATOR_AUTHORIZATION?: string;
   /** Secret: sent to the origin as `X-Paywall-Secret` so it can refuse traffic that skipped us. */
@@ -38,6 +45,8 @@ export interface Config {
   pricingCacheMs: number;
   verifyTimeoutMs: number;
   settleTimeoutMs: number;
+  /** Most bytes of a request body read to price it (rules with `when.body` or `per.body`). */
+  bodyLimitBytes: number;
   facilitatorAuthorization: string | undefined;
   originSharedSecret: string | undefined;
 }
@@ -88,6 +97,11 @@ export function parseConfig(env: Bindings): ConfigResult {
     return bad("FACILITATOR_SETTLE_TIMEOUT_MS", "must be a whole number of milliseconds from 1 to 120000");
   }
 
+  const bodyLimitBytes = parseWholeNumber(env.PRICING_BODY_LIMIT_BYTES, DEFAULT_PRICING_BODY_LIMIT_BYTES);
+  if (!bodyLimitBytes || bodyLimitBytes > MAX_PRICING_BODY_LIMIT_BYTES) {
+    return bad("PRICING_BODY_LIMIT_BYTES", `must be a whole number of bytes from 1 to ${MAX_PRICING_BODY_LIMIT_BYTES}`);
+  }
+
   // Secrets are checked for shape only; the message never repeats them.
   const facilitatorAuthorization = env.FACILITATOR_AUTHORIZATION || undefined;
   if (facilitatorAuthorization !== undefined && !isHeaderValue(facilitatorAuthorization)) {
@@ -110,6 +124,7 @@ export function parseConfig(env: Bindings): ConfigResult {
       pricingCacheMs: cacheSeconds * 1000,
       verifyTimeoutMs,
       settleTimeoutMs,
+      bodyLimitBytes,
       facilitatorAuthorization,
       originSharedSecret,
     },

@@ -15,6 +15,13 @@ export const DEFAULT_PRICING_CACHE_SECONDS = 10;
 export const DEFAULT_VERIFY_TIMEOUT_MS = 5_000;
 /** Settling waits for a transaction to be included, so it gets longer than verify. */
 export const DEFAULT_SETTLE_TIMEOUT_MS = 15_000;
+/**
+ * Request bodies read to find a priced JSON field. The whole body must fit: a field can only be
+ * read unambiguously (no later duplicate key) from a body read to its end. Bodies stay buffered
+ * until forwarded, so the ceiling is well inside a Worker's 128 MB.
+ */
+export const DEFAULT_PRICING_BODY_LIMIT_BYTES = 64 * 1024;
+export const MAX_PRICING_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
 /** Facilitator replies are small JSON; anything larger is not a facilitator talking. */
 export const MAX_FACILITATOR_REPLY_BYTES = 64 * 1024;
 

@@ -10,6 +10,13 @@ export type Reason =
   | "route_denied"
   | "method_not_allowed"
   | "not_found"
+  // the request fields a dynamic price reads
+  | "no_matching_price"
+  | "pricing_input_missing"
+  | "pricing_input_invalid"
+  | "pricing_input_ambiguous"
+  | "pricing_body_unreadable"
+  | "pricing_body_too_large"
   // the payment header
   | "payment_header_too_large"
   | "payment_header_conflict"
@@ -57,6 +64,11 @@ export function statusOf(reason: Reason): number {
     case "payment_header_conflict":
     case "payment_header_malformed":
     case "unsupported_x402_version":
+    case "no_matching_price":
+    case "pricing_input_missing":
+    case "pricing_input_invalid":
+    case "pricing_input_ambiguous":
+    case "pricing_body_unreadable":
       return 400;
     case "payment_required":
     case "scheme_mismatch":
@@ -78,6 +90,8 @@ export function statusOf(reason: Reason): number {
       return 404;
     case "method_not_allowed":
       return 405;
+    case "pricing_body_too_large":
+      return 413;
     case "config_invalid":
     case "internal_error":
       return 500;

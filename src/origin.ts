@@ -21,6 +21,8 @@ export interface ForwardInput {
   request: Request;
   path: string;
   query: string;
+  /** The request body as it is to be forwarded (the stream, or the bytes read to price it). */
+  body: BodyInit | null;
   payer?: string;
   routeId?: string;
 }
@@ -50,7 +52,7 @@ export async function forwardToOrigin(config: Config, input: ForwardInput): Prom
   const init: RequestInit = {
     method: request.method,
     headers: forwardedHeaders(request.headers, config, input),
-    body: request.body,
+    body: input.body,
     redirect: "manual",
   };
   let response: Response;

@@ -16,10 +16,12 @@ import type { Facilitator, SettleReply } from "./facilitator.ts";
 import type { BoundedMap } from "./memo.ts";
 import { forwardToOrigin } from "./origin.ts";
 import { canonicalisePath } from "./path.ts";
+import { resolveRule } from "./pricing/conditions.ts";
 import type { PricingTable, Requirement, RouteRule } from "./pricing/document.ts";
 import type { PricingStore, RetiredTable } from "./pricing/store.ts";
 import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts.ts";
-import { errorResponse, markPaid, paymentFailureResponse, preflightResponse } from "./responses.ts";
+import { FieldReader } from "./request-fields.ts";
+import { errorResponse, markPaid, paymentFailureResponse, preflightResponse, withCors } from "./responses.ts";
 import { checkAuthorization, checkSignature, selectRequirement } from "./x402/checks.ts";
 import { encodeHeaderJson } from "./x402/codec.ts";
 import { toV1Network } from "./x402/networks.ts";
@@ -64,15 +66,31 @@ export async function handleRequest(
   }
   const table = pricing.table;
   const preflightMethod = preflightMethodOf(request);
-  const route = table.matcher.match(preflightMethod ?? request.method, canonical.segments);
+  const group = table.matcher.match(preflightMethod ?? request.method, canonical.segments);
 
-  if (!route) {
+  if (!group) {
     if (table.unmatched === "deny")
       return errorResponse(fail("route_denied", "No route is configured for this request."));
-    return forwardFree(request, rt.config, path, query);
+    return forwardFree(request, rt.config, path, query, undefined);
   }
-  if (route.accepts.length === 0) return forwardFree(request, rt.config, path, query);
-  if (preflightMethod) return preflightResponse(request);
+  if (preflightMethod) {
+    // A preflight carries none of the fields a dynamic price reads: any priced variant decides.
+    if (group.rules.some((r) => r.accepts.length > 0)) return preflightResponse(request);
+    return forwardFree(request, rt.config, path, query, undefined);
+  }
+  let route = group.rules[0] as RouteRule;
+  let fields: FieldReader | undefined;
+  if (group.fields) {
+    fields = new FieldReader(request, query, rt.config.bodyLimitBytes);
+    const read = await fields.read(group.fields);
+    const resolved = read.ok ? resolveRule(group, read.values) : read;
+    if (!resolved.ok) {
+      rt.log("price_unresolved", { reason: resolved.failure.reason, detail: resolved.failure.detail });
+      return withCors(errorResponse(resolved.failure));
+    }
+    route = resolved.route;
+  }
+  if (route.accepts.length === 0) return forwardFree(request, rt.config, path, query, fields);
   return handlePriced(request, rt, waitUntil, {
     table,
     retired: pricing.retired,
@@ -81,11 +99,18 @@ export async function handleRequest(
     segments: canonical.segments,
     path,
     query,
+    fields,
   });
 }
 
-async function forwardFree(request: Request, config: Config, path: string, query: string): Promise<Response> {
-  const forwarded = await forwardToOrigin(config, { request, path, query });
+async function forwardFree(
+  request: Request,
+  config: Config,
+  path: string,
+  query: string,
+  fields: FieldReader | undefined,
+): Promise<Response> {
+  const forwarded = await forwardToOrigin(config, { request, path, query, body: bodyOf(request, fields) });
   return forwarded.ok ? forwarded.response : errorResponse(forwarded.failure);
 }
 
@@ -97,6 +122,13 @@ interface Priced {
   segments: string[];
   path: string;
   query: string;
+  /** Set when the route's price reads request fields; holds the body if it was read. */
+  fields: FieldReader | undefined;
+}
+
+/** The body to forward: the bytes read to price the request, else the untouched stream. */
+function bodyOf(request: Request, fields: FieldReader | undefined): BodyInit | null {
+  return fields?.bodyRead ? (fields.bodyBytes ?? null) : request.body;
 }
 
 async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil, p: Priced): Promise<Response> {
@@ -145,6 +177,7 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
       request,
       path: p.path,
       query: p.query,
+      body: bodyOf(request, p.fields),
       payer: receipt.payer,
       routeId: route.id,
     });
@@ -157,7 +190,7 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   if (fitted.ok) {
     requirement = fitted.requirement;
   } else {
-    const offeredBefore = selectFromRetired(payment, p, rt.nowMs());
+    const offeredBefore = await selectFromRetired(payment, request, rt, p);
     if (!offeredBefore) return refuse(fitted.failure);
     requirement = offeredBefore;
   }
@@ -182,6 +215,7 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     request,
     path: p.path,
     query: p.query,
+    body: bodyOf(request, p.fields),
     payer,
     routeId: route.id,
   });
@@ -242,10 +276,25 @@ function fitPayment(
  * retired table's route for the same request, within that requirement's maxTimeoutSeconds of the
  * swap (see pricing/store.ts). Otherwise undefined, and the current price stands.
  */
-function selectFromRetired(payment: Payment, p: Priced, nowMs: number): Requirement | undefined {
+async function selectFromRetired(
+  payment: Payment,
+  request: Request,
+  rt: Runtime,
+  p: Priced,
+): Promise<Requirement | undefined> {
+  const nowMs = rt.nowMs();
   for (const { table, retiredAtMs } of p.retired) {
-    const old = table.matcher.match(p.method, p.segments);
-    if (!old || old.accepts.length === 0) continue;
+    const group = table.matcher.match(p.method, p.segments);
+    if (!group) continue;
+    let old = group.rules[0] as RouteRule;
+    if (group.fields) {
+      p.fields ??= new FieldReader(request, p.query, rt.config.bodyLimitBytes);
+      const read = await p.fields.read(group.fields);
+      const resolved = read.ok ? resolveRule(group, read.values) : read;
+      if (!resolved.ok) continue;
+      old = resolved.route;
+    }
+    if (old.accepts.length === 0) continue;
     const fitted = fitPayment(payment, old, Math.floor(nowMs / 1000));
     if (fitted.ok && nowMs - retiredAtMs <= fitted.requirement.maxTimeoutSeconds * 1000) return fitted.requirement;
   }

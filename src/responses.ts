@@ -33,8 +33,11 @@ export function paymentFailureResponse(
   const status = statusOf(failure.reason);
   if (status !== 402) return withCors(errorResponse(failure));
   // The plain "pay first" answer is the hot one and depends only on these, so it is built once.
+  // The amount is part of the key: a per-unit price may depend on the body, which the URL does not show.
   const memoKey =
-    failure.detail === undefined ? `${pricingVersion}|${route.id}|${failure.reason}|${resourceUrl}` : undefined;
+    failure.detail === undefined
+      ? `${pricingVersion}|${route.id}|${route.accepts[0]?.amount}|${failure.reason}|${resourceUrl}`
+      : undefined;
   let built = memoKey === undefined ? undefined : built402.get(memoKey);
   if (!built) {
     built = {

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 export interface OriginServer {
   url: string;
   stop: () => Promise<void>;
-  received: { method: string; path: string; headers: Record<string, string | string[] | undefined> }[];
+  received: { method: string; path: string; headers: Record<string, string | string[] | undefined>; body: string }[];
 }
 
 export const ORIGIN_ENDPOINTS = [
@@ -17,13 +17,18 @@ export const ORIGIN_ENDPOINTS = [
   "GET /reports/:id            a report",
   "GET /api/slow               answers after ?ms= (default 1500) milliseconds",
   "GET /api/fail               always 500",
+  'POST /api/infer             {"service": "llm-70b" | "llm-8b", "prompt": "…"}: a pretend completion',
+  "GET /api/batch?count=N      N generated ids",
 ];
 
 export async function startOrigin(port: number): Promise<OriginServer> {
   const received: OriginServer["received"] = [];
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://origin");
-    received.push({ method: req.method ?? "", path: `${url.pathname}${url.search}`, headers: req.headers });
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks).toString("utf8");
+    received.push({ method: req.method ?? "", path: `${url.pathname}${url.search}`, headers: req.headers, body });
     const weather = /^\/api\/weather\/([^/]+)$/.exec(url.pathname);
     const report = /^\/reports\/([^/]+)$/.exec(url.pathname);
     if (url.pathname === "/health") return json(res, 200, { status: "ok" });
@@ -38,6 +43,20 @@ export async function startOrigin(port: number): Promise<OriginServer> {
       return json(res, 200, { waitedMs: ms });
     }
     if (url.pathname === "/api/fail") return json(res, 500, { error: "the origin failed" });
+    if (url.pathname === "/api/infer" && req.method === "POST") {
+      let input: { service?: unknown; prompt?: unknown };
+      try {
+        input = JSON.parse(body);
+      } catch {
+        return json(res, 400, { error: "send JSON" });
+      }
+      return json(res, 200, { service: input.service, completion: `You said: ${String(input.prompt ?? "")}` });
+    }
+    if (url.pathname === "/api/batch") {
+      const count = Number(url.searchParams.get("count"));
+      if (!Number.isInteger(count) || count < 1 || count > 100) return json(res, 400, { error: "count 1-100" });
+      return json(res, 200, { ids: Array.from({ length: count }, (_, i) => `id-${i + 1}`) });
+    }
     json(res, 404, { error: "no such endpoint" });
   });
   await new Promise<void>((resolve, reject) => {

@@ -8,6 +8,16 @@
 import { z } from "@x402/core/schemas";
 import { getDefaultAsset } from "@x402/evm";
 import { isAddress } from "viem";
+import {
+  type Condition,
+  type Field,
+  type FieldSource,
+  field,
+  groupFields,
+  orderGroup,
+  type PerUnit,
+  type RouteGroup,
+} from "./conditions.ts";
 import { compileMatcher, type Matcher } from "./matcher.ts";
 import { checkAtomic, type MoneyResult, usdToAtomic } from "./money.ts";
 import { type Pattern, parsePattern } from "./pattern.ts";
@@ -31,6 +41,10 @@ export interface RouteRule {
   accepts: Requirement[];
   /** Seconds a settled payment keeps granting access to this route; undefined = single use. */
   accessTtlSeconds: number | undefined;
+  /** Conditions on request fields (all must hold), or undefined for none. */
+  when: Condition[] | undefined;
+  /** Price per unit of a numeric request field: `accepts` amounts are per unit. */
+  per: PerUnit | undefined;
 }
 
 export interface PricingTable {
@@ -38,7 +52,7 @@ export interface PricingTable {
   version: string;
   unmatched: "free" | "deny";
   routes: RouteRule[];
-  matcher: Matcher<RouteRule>;
+  matcher: Matcher<RouteGroup>;
 }
 
 export interface Problem {
@@ -68,6 +82,37 @@ const AssetSchema = z
   })
   .strict();
 
+const FieldName = z.string().min(1).max(128);
+const HeaderName = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/, "must be an HTTP header name");
+// Visible ASCII without commas or surrounding spaces: a comma is how repeated headers are joined.
+const HeaderValue = z
+  .string()
+  .regex(
+    /^[\x21-\x2b\x2d-\x7e](?:[\x20-\x2b\x2d-\x7e]{0,254}[\x21-\x2b\x2d-\x7e])?$/,
+    "must be 1-256 visible ASCII characters without commas",
+  );
+const QueryValue = z.string().max(256);
+const BodyValue = z.union([z.string().max(256), z.number().finite(), z.boolean()]);
+const oneOrMany = <T extends z.ZodTypeAny>(value: T) => z.union([value, z.array(value).min(1).max(64)]);
+
+const WhenSchema = z
+  .object({
+    query: z.record(FieldName, oneOrMany(QueryValue)).optional(),
+    header: z.record(HeaderName, oneOrMany(HeaderValue)).optional(),
+    body: z.record(FieldName, oneOrMany(BodyValue)).optional(),
+  })
+  .strict();
+
+const PerSchema = z
+  .object({
+    query: FieldName.optional(),
+    header: HeaderName.optional(),
+    body: FieldName.optional(),
+    min: z.number().int().min(1).max(1_000_000_000),
+    max: z.number().int().min(1).max(1_000_000_000),
+  })
+  .strict();
+
 const PriceSchema = z.union([z.string().min(1), z.object({ amount: z.string().min(1), asset: Name }).strict()]);
 
 const OptionSchema = z
@@ -90,6 +135,8 @@ const RouteSchema = z
       .object({ ttl: z.number().int().min(1).max(31_536_000) })
       .strict()
       .optional(),
+    when: WhenSchema.optional(),
+    per: PerSchema.optional(),
   })
   .strict();
 
@@ -153,9 +200,9 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
   const doc = parsed.data;
   const ctx: Context = { doc, fallbacks, stablecoins: new Map(), money: new Map(), requirements: new Map() };
   const problems: Problem[] = [];
-  const rules: { pattern: Pattern; value: RouteRule }[] = [];
-  /** Document index of each entry in `rules`, to name routes in duplicate-rule problems. */
-  const ruleIndex: number[] = [];
+  const rules: { pattern: Pattern; value: RouteGroup }[] = [];
+  /** Every rule, in document order. */
+  const compiled: RouteRule[] = [];
   const ids = new Map<string, number>();
 
   doc.routes.forEach((route, i) => {
@@ -172,36 +219,136 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     if (route.access && accepts.length === 0) {
       problems.push({ path: `${at}.access`, message: "a free route has no access window" });
     }
+    const when = route.when ? compileWhen(route.when, `${at}.when`, problems) : undefined;
+    const per = route.per ? compilePer(route, accepts, `${at}.per`, problems) : undefined;
     if (pattern.ok) {
-      ruleIndex.push(i);
+      const rule: RouteRule = {
+        id: route.id,
+        match: route.match,
+        description: route.description ?? "",
+        mimeType: route.mimeType ?? doc.defaults?.mimeType ?? "application/json",
+        accepts,
+        accessTtlSeconds: route.access?.ttl,
+        when,
+        per,
+      };
+      compiled.push(rule);
       rules.push({
         pattern: pattern.pattern,
-        value: {
-          id: route.id,
-          match: route.match,
-          description: route.description ?? "",
-          mimeType: route.mimeType ?? doc.defaults?.mimeType ?? "application/json",
-          accepts,
-          accessTtlSeconds: route.access?.ttl,
-        },
+        value: { rules: [rule], fields: when || per ? groupFields([rule]) : undefined },
       });
     }
   });
 
-  // The trie finds rules that match exactly the same requests as an earlier one.
+  // Rules with the same method and path shape form one group, told apart by their conditions.
   const matcher = compileMatcher(rules);
+  const grouped = new Set<RouteGroup>();
   for (const [first, later] of matcher.duplicates) {
-    const route = doc.routes[ruleIndex[later] ?? -1];
-    problems.push({
-      path: `$.routes[${ruleIndex[later]}].match`,
-      message: `"${route?.match}" matches exactly the same requests as routes[${ruleIndex[first]}]`,
-    });
+    const group = rules[first]?.value as RouteGroup;
+    group.rules.push(...(rules[later]?.value.rules ?? []));
+    grouped.add(group);
+  }
+  for (const group of grouped) {
+    const { ordered, ambiguous, same } = orderGroup(group.rules);
+    const indexOf = (k: number) => ids.get(group.rules[k]?.id ?? "") ?? -1;
+    for (const [a, b] of same) {
+      const [first, later] = [indexOf(a), indexOf(b)].sort((x, y) => x - y);
+      const route = doc.routes[later ?? -1];
+      problems.push({
+        path: `$.routes[${later}].match`,
+        message: route?.when
+          ? `routes[${first}] has the same method, path and conditions`
+          : `"${route?.match}" matches exactly the same requests as routes[${first}]`,
+      });
+    }
+    for (const [a, b] of ambiguous) {
+      const [first, later] = [indexOf(a), indexOf(b)].sort((x, y) => x - y);
+      problems.push({
+        path: `$.routes[${later}].when`,
+        message: `one request can match both this rule and routes[${first}], and neither is narrower; make their values exclusive, make one rule narrower, or add a rule for requests that match both`,
+      });
+    }
+    group.rules = ordered;
+    group.fields = groupFields(ordered);
   }
   if (problems.length > 0) return { ok: false, problems };
   return {
     ok: true,
-    table: { version, unmatched: doc.defaults?.unmatched ?? "free", routes: rules.map((r) => r.value), matcher },
+    table: {
+      version,
+      unmatched: doc.defaults?.unmatched ?? "free",
+      routes: compiled,
+      matcher,
+    },
   };
+}
+
+const RESERVED_HEADERS = new Set([
+  "payment-signature",
+  "x-payment",
+  "x-payment-payer",
+  "x-payment-route",
+  "x-paywall-secret",
+  "connection",
+  "te",
+  "transfer-encoding",
+  "upgrade",
+  "keep-alive",
+  "trailer",
+]);
+
+function compileWhen(when: NonNullable<Route["when"]>, at: string, problems: Problem[]): Condition[] | undefined {
+  const conditions: Condition[] = [];
+  const before = problems.length;
+  for (const source of ["query", "header", "body"] as const) {
+    const entries = Object.entries(when[source] ?? {});
+    if (when[source] !== undefined && entries.length === 0)
+      problems.push({ path: `${at}.${source}`, message: "lists no field" });
+    for (const [name, values] of entries) {
+      const f = fieldOf(source, name, `${at}.${source}.${name}`, problems);
+      if (conditions.some((c) => c.field.key === f.key)) {
+        problems.push({ path: `${at}.${source}.${name}`, message: `${f.key} is listed twice` });
+        continue;
+      }
+      conditions.push({ field: f, values: [...new Set(Array.isArray(values) ? values : [values])] });
+    }
+  }
+  if (conditions.length === 0 && problems.length === before) problems.push({ path: at, message: "lists no condition" });
+  return conditions;
+}
+
+function compilePer(route: Route, accepts: Requirement[], at: string, problems: Problem[]): PerUnit | undefined {
+  const per = route.per as NonNullable<Route["per"]>;
+  const sources = (["query", "header", "body"] as const).filter((source) => per[source] !== undefined);
+  if (sources.length !== 1) {
+    problems.push({ path: at, message: 'names exactly one of "query", "header" or "body"' });
+    return undefined;
+  }
+  const source = sources[0] as FieldSource;
+  const f = fieldOf(source, per[source] as string, `${at}.${source}`, problems);
+  if (per.max < per.min) problems.push({ path: `${at}.max`, message: "is below min" });
+  if (route.price === "free") problems.push({ path: at, message: "a free route has no unit price" });
+  if (route.access) {
+    problems.push({
+      path: at,
+      message: "a per-unit price cannot have an access window (one payment would cover any number of units)",
+    });
+  }
+  for (const requirement of accepts) {
+    if (BigInt(requirement.amount) * BigInt(per.max) >= 2n ** 256n)
+      problems.push({ path: `${at}.max`, message: "price × max does not fit in 256 bits" });
+  }
+  return { field: f, min: per.min, max: per.max };
+}
+
+function fieldOf(source: FieldSource, name: string, at: string, problems: Problem[]): Field {
+  const f = field(source, name);
+  if (source === "header" && RESERVED_HEADERS.has(f.name))
+    problems.push({
+      path: at,
+      message: `the ${f.name} header is the paywall's own or hop-by-hop; it cannot price a request`,
+    });
+  return f;
 }
 
 function compileAccepts(route: Route, ctx: Context, at: string, problems: Problem[]): Requirement[] {

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { beforeAll, describe, expect, it } from "vitest";
-import { explainWranglerError } from "../../scripts/pricing.ts";
+import { diffTables, explainWranglerError } from "../../scripts/pricing.ts";
+import { compilePricing, type PricingTable } from "../../src/pricing/document.ts";
 
 const exec = promisify(execFile);
 let dir: string;
@@ -96,6 +97,33 @@ describe("push, pull, diff against local KV", () => {
     expect(changed.out).toMatch(/^\+ health {2}\/health {2}free$/m);
     expect(changed.out).toMatch(/^- reports {2}\/reports\/\* {2}50000 of /m);
   }, 60_000);
+});
+
+describe("diff of dynamic prices", () => {
+  const table = (routes: object[]): PricingTable => {
+    const compiled = compilePricing(JSON.parse(doc("$0.001", routes)), "v", { network: undefined, payTo: undefined });
+    if (!compiled.ok) throw new Error(JSON.stringify(compiled.problems));
+    return compiled.table;
+  };
+
+  it("shows changed conditions and unit prices", () => {
+    const before = table([
+      { id: "big", match: "POST /infer", when: { body: { service: "llm-70b" } }, price: "$0.01" },
+      { id: "batch", match: "GET /batch", price: "$0.001", per: { query: "count", min: 1, max: 10 } },
+    ]);
+    const after = table([
+      { id: "big", match: "POST /infer", when: { body: { service: ["llm-70b", "llm-70b-fast"] } }, price: "$0.01" },
+      { id: "batch", match: "GET /batch", price: "$0.001", per: { query: "count", min: 1, max: 50 } },
+      { id: "small", match: "POST /infer", when: { body: { service: "llm-8b" } }, price: "$0.002" },
+    ]);
+    expect(diffTables(before, after)).toEqual([
+      '~ big  when: body.service="llm-70b" → body.service="llm-70b"|"llm-70b-fast"',
+      expect.stringMatching(
+        /^~ batch {2}price: 1000 of .* per query\.count \(1-10\) → 1000 of .* per query\.count \(1-50\)$/,
+      ),
+      expect.stringMatching(/^\+ small {2}POST \/infer {2}when body\.service="llm-8b" {2}2000 of /),
+    ]);
+  });
 });
 
 describe("wrangler failures become instructions", () => {

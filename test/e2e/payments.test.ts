@@ -207,6 +207,71 @@ describe("paying", () => {
   });
 });
 
+describe("dynamic prices", () => {
+  it("prices a POST by its JSON body: @x402/fetch pays the 70B price, the origin gets the body byte for byte", async () => {
+    const [buyerBefore, merchantBefore] = [await balance(buyer.address), await balance(merchant)];
+    const body = '{"service": "llm-70b", "prompt": "héllo ✓"}';
+    const res = await v2Buyer().pay(`${base}/api/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body,
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ service: "llm-70b", completion: "You said: héllo ✓" });
+    const tx = decodePaymentResponseHeader(res.headers.get("PAYMENT-RESPONSE") ?? "").transaction;
+    const transfers = await transfersIn(tx as `0x${string}`);
+    expect(transfers.map((t) => [t.args.from, t.args.to, t.args.value])).toEqual([[buyer.address, merchant, 10_000n]]);
+    expect(await balance(buyer.address)).toBe(buyerBefore - 10_000n);
+    expect(await balance(merchant)).toBe(merchantBefore + 10_000n);
+    const atOrigin = stack.origin.received.at(-1);
+    expect(atOrigin?.body).toBe(body);
+    expect(atOrigin?.headers["x-payment-route"]).toBe("infer-70b");
+  });
+
+  it("charges the 8B price to a v1 buyer (x402-fetch) for the 8B service", async () => {
+    const merchantBefore = await balance(merchant);
+    const res = await v1Buyer()(`${base}/api/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ service: "llm-8b", prompt: "hi" }),
+    });
+    expect(res.status).toBe(200);
+    const tx = decodePaymentResponseHeader(res.headers.get("X-PAYMENT-RESPONSE") ?? "").transaction;
+    expect((await transfersIn(tx as `0x${string}`)).map((t) => t.args.value)).toEqual([2_000n]);
+    expect(await balance(merchant)).toBe(merchantBefore + 2_000n);
+  });
+
+  it("refuses a service nobody sells, and a duplicated service key, before any payment", async () => {
+    const [buyerBefore, settlesBefore, originBefore] = [
+      await balance(buyer.address),
+      settleCount(),
+      stack.origin.received.length,
+    ];
+    const pay = v2Buyer().pay;
+    const post = (body: string) =>
+      pay(`${base}/api/infer`, { method: "POST", headers: { "content-type": "application/json" }, body });
+    const unknown = await post('{"service":"llm-405b"}');
+    expect(unknown.status).toBe(400);
+    expect(await unknown.json()).toMatchObject({ error: "no_matching_price" });
+    const twice = await post('{"service":"llm-8b","service":"llm-70b"}');
+    expect(twice.status).toBe(400);
+    expect(await twice.json()).toMatchObject({ error: "pricing_input_ambiguous" });
+    expect(await balance(buyer.address)).toBe(buyerBefore);
+    expect(settleCount()).toBe(settlesBefore);
+    expect(stack.origin.received.length).toBe(originBefore);
+  });
+
+  it("charges count × unit price for ?count=", async () => {
+    const merchantBefore = await balance(merchant);
+    const res = await v2Buyer().pay(`${base}/api/batch?count=7`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { ids: string[] }).ids).toHaveLength(7);
+    const tx = decodePaymentResponseHeader(res.headers.get("PAYMENT-RESPONSE") ?? "").transaction;
+    expect((await transfersIn(tx as `0x${string}`)).map((t) => t.args.value)).toEqual([700n]);
+    expect(await balance(merchant)).toBe(merchantBefore + 700n);
+  });
+});
+
 describe("live price edit", () => {
   it("serves a new price within PRICING_CACHE_SECONDS, without a restart, and charges it", async () => {
     const edited = {

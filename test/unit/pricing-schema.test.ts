@@ -23,6 +23,11 @@ const VALID = [
   withRoute({ price: "free" }),
   withRoute({ price: "$1", access: { ttl: 60 }, maxTimeoutSeconds: 30, description: "d", mimeType: "text/plain" }),
   withRoute({ accepts: [{ price: "$0.01" }, { price: "$0.01", network: "eip155:8453", payTo: PAY_TO }] }),
+  withRoute({ price: "$0.01", when: { query: { model: ["a", "b"] }, header: { "X-Tier": "gold" } } }),
+  withRoute({ price: "$0.01", when: { body: { service: "llm-70b", stream: true, n: 2 } } }),
+  withRoute({ price: "free", when: { body: { service: ["x", 1, false] } } }),
+  withRoute({ price: "$0.001", per: { query: "count", min: 1, max: 100 } }),
+  withRoute({ price: "$0.001", per: { body: "n", min: 1, max: 100 }, when: { body: { service: "x" } } }),
   {
     ...base,
     assets: { t: { network: "eip155:31337", address: PAY_TO, decimals: 6, eip712: { name: "T", version: "1" } } },
@@ -46,6 +51,20 @@ const INVALID = [
   { ...base, routes: [{ id: "bad id!", match: "/r", price: "$1" }] },
   { ...base, routes: [{ id: "r", match: "no-slash", price: "$1" }] },
   { ...base, defaults: { ...base.defaults, unmatched: "maybe" }, routes: [] },
+  withRoute({ price: "$1", when: {} }),
+  withRoute({ price: "$1", when: { query: {} } }),
+  withRoute({ price: "$1", when: { cookie: { a: "b" } } }),
+  withRoute({ price: "$1", when: { query: { m: [] } } }),
+  withRoute({ price: "$1", when: { query: { m: 1 } } }),
+  withRoute({ price: "$1", when: { header: { "bad name": "x" } } }),
+  withRoute({ price: "$1", when: { header: { "x-a": "a,b" } } }),
+  withRoute({ price: "$1", when: { header: { "x-a": " padded" } } }),
+  withRoute({ price: "$1", when: { body: { m: { nested: 1 } } } }),
+  withRoute({ price: "$1", per: { query: "n", min: 1 } }),
+  withRoute({ price: "$1", per: { min: 1, max: 2 } }),
+  withRoute({ price: "$1", per: { query: "n", header: "x-n", min: 1, max: 2 } }),
+  withRoute({ price: "$1", per: { query: "n", min: 0, max: 2 } }),
+  withRoute({ price: "$1", per: { query: "n", min: 1, max: 2.5 } }),
 ];
 
 describe("pricing.schema.json", () => {
