@@ -3,7 +3,7 @@
  * endpoints served by Hono; every other request straight into the paywall. Built-ins shadow the same
  * paths at the origin.
  */
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import { type Bindings, parseConfig } from "./config.ts";
 import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES } from "./constants.ts";
 import { fail } from "./errors.ts";
