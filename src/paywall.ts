@@ -16,7 +16,7 @@ import type { Facilitator, SettleReply } from "./facilitator.ts";
 import type { BoundedMap } from "./memo.ts";
 import { forwardToOrigin } from "./origin.ts";
 import { canonicalisePath } from "./path.ts";
-import { resolveRule } from "./pricing/conditions.ts";
+import { isGroup, resolveRule } from "./pricing/conditions.ts";
 import type { PricingTable, Requirement, RouteRule } from "./pricing/document.ts";
 import type { PricingStore, RetiredTable } from "./pricing/store.ts";
 import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts.ts";
@@ -66,29 +66,31 @@ export async function handleRequest(
   }
   const table = pricing.table;
   const preflightMethod = preflightMethodOf(request);
-  const group = table.matcher.match(preflightMethod ?? request.method, canonical.segments);
+  const entry = table.matcher.match(preflightMethod ?? request.method, canonical.segments);
 
-  if (!group) {
+  if (!entry) {
     if (table.unmatched === "deny")
       return errorResponse(fail("route_denied", "No route is configured for this request."));
     return forwardFree(request, rt.config, path, query, undefined);
   }
   if (preflightMethod) {
     // A preflight carries none of the fields a dynamic price reads: any priced variant decides.
-    if (group.rules.some((r) => r.accepts.length > 0)) return preflightResponse(request);
-    return forwardFree(request, rt.config, path, query, undefined);
+    const priced = isGroup(entry) ? entry.rules.some((r) => r.accepts.length > 0) : entry.accepts.length > 0;
+    return priced ? preflightResponse(request) : forwardFree(request, rt.config, path, query, undefined);
   }
-  let route = group.rules[0] as RouteRule;
+  let route: RouteRule;
   let fields: FieldReader | undefined;
-  if (group.fields) {
+  if (isGroup(entry)) {
     fields = new FieldReader(request, query, rt.config.bodyLimitBytes);
-    const read = await fields.read(group.fields);
-    const resolved = read.ok ? resolveRule(group, read.values) : read;
+    const read = await fields.read(entry.fields);
+    const resolved = read.ok ? resolveRule(entry, read.values) : read;
     if (!resolved.ok) {
       rt.log("price_unresolved", { reason: resolved.failure.reason, detail: resolved.failure.detail });
       return withCors(errorResponse(resolved.failure));
     }
     route = resolved.route;
+  } else {
+    route = entry;
   }
   if (route.accepts.length === 0) return forwardFree(request, rt.config, path, query, fields);
   return handlePriced(request, rt, waitUntil, {
@@ -284,15 +286,17 @@ async function selectFromRetired(
 ): Promise<Requirement | undefined> {
   const nowMs = rt.nowMs();
   for (const { table, retiredAtMs } of p.retired) {
-    const group = table.matcher.match(p.method, p.segments);
-    if (!group) continue;
-    let old = group.rules[0] as RouteRule;
-    if (group.fields) {
+    const entry = table.matcher.match(p.method, p.segments);
+    if (!entry) continue;
+    let old: RouteRule;
+    if (isGroup(entry)) {
       p.fields ??= new FieldReader(request, p.query, rt.config.bodyLimitBytes);
-      const read = await p.fields.read(group.fields);
-      const resolved = read.ok ? resolveRule(group, read.values) : read;
+      const read = await p.fields.read(entry.fields);
+      const resolved = read.ok ? resolveRule(entry, read.values) : read;
       if (!resolved.ok) continue;
       old = resolved.route;
+    } else {
+      old = entry;
     }
     if (old.accepts.length === 0) continue;
     const fitted = fitPayment(payment, old, Math.floor(nowMs / 1000));

@@ -7,72 +7,92 @@
  * decide: a method-specific rule beats an any-method rule. A `GET` rule also answers `HEAD`.
  * Matching is a depth-first walk that tries children in that order and backtracks, so the first
  * rule found is the most specific one.
+ *
+ * Built for tables of 100k routes: rules ending at a node are a flat `[method, value, …]` list
+ * (nodes rarely hold more than one, and a Map per node was most of the build's garbage), and the
+ * builder hands a taken slot to its caller to merge instead of collecting pairs.
  */
-import type { Pattern } from "./pattern.ts";
+import { isParam, isWildcard, type Pattern } from "./pattern.ts";
 
 interface Node<T> {
   literals: Map<string, Node<T>> | undefined;
   param: Node<T> | undefined;
-  /** Rules ending exactly here, by method ("*" = any). */
-  exact: Map<string, T> | undefined;
-  /** Rules whose trailing `*` starts here. */
-  wildcard: Map<string, T> | undefined;
+  /** Rules ending exactly here: method ("*" = any), value, method, value, … */
+  exact: (string | T)[] | undefined;
+  /** Rules whose trailing `*` starts here, laid out the same way. */
+  wildcard: (string | T)[] | undefined;
 }
 
 export interface Matcher<T> {
   match(method: string, segments: readonly string[]): T | undefined;
-  /** Pairs of rule indexes that match exactly the same requests (same method and shape): [first, later]. */
-  duplicates: [number, number][];
+}
+
+export interface MatcherBuilder<T> {
+  /**
+   * Adds a rule. If a rule with the same method and shape is already there, its value is returned
+   * and replaced by `merge(existing, value)`, or kept as it is without `merge`.
+   */
+  add(pattern: Pattern, value: T, merge?: (existing: T, added: T) => T): T | undefined;
+  matcher: Matcher<T>;
 }
 
 const newNode = <T>(): Node<T> => ({ literals: undefined, param: undefined, exact: undefined, wildcard: undefined });
 
-/**
- * Builds the trie. Two rules with the same method and shape are reported in `duplicates` (the
- * first one is kept), so callers can refuse the document without building keys of their own.
- */
-export function compileMatcher<T>(rules: ReadonlyArray<{ pattern: Pattern; value: T }>): Matcher<T> {
+export function matcherBuilder<T>(): MatcherBuilder<T> {
   const root = newNode<T>();
-  const duplicates: [number, number][] = [];
-  // A plain loop, not forEach: a callback here would share a closure context with `match` below
-  // and keep every parsed pattern alive for as long as the matcher (measured: +60% heap).
-  for (let index = 0; index < rules.length; index++) {
-    const { pattern, value } = rules[index] as { pattern: Pattern; value: T };
-    let node = root;
-    let endsInWildcard = false;
-    for (const segment of pattern.segments) {
-      if (segment.kind === "literal") {
-        node.literals ??= new Map();
-        let next = node.literals.get(segment.value);
-        if (!next) {
-          next = newNode();
-          node.literals.set(segment.value, next);
-        }
-        node = next;
-      } else if (segment.kind === "param") {
-        node.param ??= newNode();
-        node = node.param;
-      } else {
-        endsInWildcard = true;
-      }
-    }
-    if (endsInWildcard) node.wildcard ??= new Map();
-    else node.exact ??= new Map();
-    const slot = (endsInWildcard ? node.wildcard : node.exact) as Map<string, T>;
-    const existing = slot.get(pattern.method);
-    if (existing !== undefined) {
-      duplicates.push([firstIndexOf(rules, existing), index]);
-      continue;
-    }
-    slot.set(pattern.method, value);
-  }
-  return { match: (method, segments) => walk(root, method, segments, 0), duplicates };
+  return {
+    add: (pattern, value, merge) => add(root, pattern, value, merge),
+    matcher: { match: (method, segments) => walk(root, method, segments, 0) },
+  };
 }
 
-/** Rare (the document is then refused), so a scan is fine. */
-function firstIndexOf<T>(rules: ReadonlyArray<{ value: T }>, value: T): number {
-  for (let i = 0; i < rules.length; i++) if (rules[i]?.value === value) return i;
-  return -1;
+/**
+ * Builds a matcher from a list; `duplicates` pairs rule indexes that match exactly the same
+ * requests (same method and shape), [first, later], and only the first is kept.
+ */
+export function compileMatcher<T>(
+  rules: ReadonlyArray<{ pattern: Pattern; value: T }>,
+): Matcher<T> & { duplicates: [number, number][] } {
+  const builder = matcherBuilder<T>();
+  const duplicates: [number, number][] = [];
+  for (let index = 0; index < rules.length; index++) {
+    const { pattern, value } = rules[index] as { pattern: Pattern; value: T };
+    const existing = builder.add(pattern, value);
+    if (existing !== undefined) duplicates.push([rules.findIndex((r) => r.value === existing), index]);
+  }
+  return { match: builder.matcher.match, duplicates };
+}
+
+function add<T>(root: Node<T>, pattern: Pattern, value: T, merge?: (existing: T, added: T) => T): T | undefined {
+  let node = root;
+  let endsInWildcard = false;
+  for (const segment of pattern.segments) {
+    if (isWildcard(segment)) {
+      endsInWildcard = true;
+    } else if (isParam(segment)) {
+      node.param ??= newNode();
+      node = node.param;
+    } else {
+      node.literals ??= new Map();
+      let next = node.literals.get(segment);
+      if (!next) {
+        next = newNode();
+        node.literals.set(segment, next);
+      }
+      node = next;
+    }
+  }
+  let slot: (string | T)[];
+  if (endsInWildcard) slot = node.wildcard ??= [];
+  else slot = node.exact ??= [];
+  for (let i = 0; i < slot.length; i += 2) {
+    if (slot[i] !== pattern.method) continue;
+    const existing = slot[i + 1] as T;
+    if (merge) slot[i + 1] = merge(existing, value);
+    return existing;
+  }
+  slot.push(pattern.method, value);
+  return undefined;
 }
 
 function walk<T>(node: Node<T>, method: string, segments: readonly string[], i: number): T | undefined {
@@ -93,7 +113,16 @@ function walk<T>(node: Node<T>, method: string, segments: readonly string[], i: 
   return pick(node.wildcard, method);
 }
 
-function pick<T>(rules: Map<string, T> | undefined, method: string): T | undefined {
+/** The rule for this method, else (for HEAD) the GET rule, else the any-method rule. */
+function pick<T>(rules: (string | T)[] | undefined, method: string): T | undefined {
   if (!rules) return undefined;
-  return rules.get(method) ?? (method === "HEAD" ? rules.get("GET") : undefined) ?? rules.get("*");
+  let get: T | undefined;
+  let any: T | undefined;
+  for (let i = 0; i < rules.length; i += 2) {
+    const m = rules[i];
+    if (m === method) return rules[i + 1] as T;
+    if (m === "GET") get = rules[i + 1] as T;
+    else if (m === "*") any = rules[i + 1] as T;
+  }
+  return (method === "HEAD" ? get : undefined) ?? any;
 }

@@ -6,48 +6,63 @@
  */
 import { checkSegment } from "../path.ts";
 
-export type Segment = { kind: "literal"; value: string } | { kind: "param"; name: string } | { kind: "wildcard" };
-
 export interface Pattern {
   /** Upper-case method, or "*" for any method. */
   method: string;
-  segments: Segment[];
+  /**
+   * The segments as written, which says what each is: "*" (only last) is the wildcard, ":name" a
+   * parameter, anything else a literal (a canonical segment never starts with ":" or is "*").
+   * Plain strings rather than one object per segment: a 100k-route table has ~400k of them.
+   */
+  segments: string[];
 }
 
 export type PatternResult = { ok: true; pattern: Pattern } | { ok: false; problem: string };
 
 const METHOD = /^[A-Z]{1,16}$/;
 const PARAM = /^:[A-Za-z_][A-Za-z0-9_]*$/;
+/** The usual spelling, "GET /a/b" or "/a/b", recognised without splitting on whitespace. */
+const PLAIN = /^(?:[A-Z]{1,16} )?\/[^\s]*$/;
+
+/** Shared method strings, so 100k rules do not hold 100k copies of "GET". */
+const COMMON_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+export const isWildcard = (segment: string) => segment === "*";
+export const isParam = (segment: string) => segment.charCodeAt(0) === 0x3a; /* : */
 
 export function parsePattern(source: string): PatternResult {
-  const parts = source.trim().split(/\s+/);
   let method = "*";
   let path: string | undefined;
-  if (parts.length === 2) {
-    if (!METHOD.test(parts[0] ?? "")) return { ok: false, problem: `"${parts[0]}" is not an upper-case HTTP method` };
-    method = parts[0] as string;
-    path = parts[1];
-  } else if (parts.length === 1) {
-    path = parts[0];
+  if (PLAIN.test(source)) {
+    const space = source.indexOf(" ");
+    if (space > 0)
+      method = COMMON_METHODS.find((m) => m.length === space && source.startsWith(m)) ?? source.slice(0, space);
+    path = source.slice(space + 1);
   } else {
-    return { ok: false, problem: `expected "[METHOD] /path", got "${source}"` };
+    const parts = source.trim().split(/\s+/);
+    if (parts.length === 2) {
+      if (!METHOD.test(parts[0] ?? "")) return { ok: false, problem: `"${parts[0]}" is not an upper-case HTTP method` };
+      method = parts[0] as string;
+      path = parts[1];
+    } else if (parts.length === 1) {
+      path = parts[0];
+    } else {
+      return { ok: false, problem: `expected "[METHOD] /path", got "${source}"` };
+    }
+    if (!path?.startsWith("/")) return { ok: false, problem: `path must start with "/" in "${source}"` };
   }
-  if (!path?.startsWith("/")) return { ok: false, problem: `path must start with "/" in "${source}"` };
 
-  const raw = path === "/" ? [] : path.slice(1).split("/");
-  if (raw.length > 0 && raw[raw.length - 1] === "") raw.pop();
-  const segments: Segment[] = [];
-  for (const [i, part] of raw.entries()) {
-    if (part === "*") {
-      if (i !== raw.length - 1) return { ok: false, problem: `"*" may only be the last segment in "${source}"` };
-      segments.push({ kind: "wildcard" });
-    } else if (part.startsWith(":")) {
+  const segments = path === "/" ? [] : (path as string).slice(1).split("/");
+  if (segments.length > 0 && segments[segments.length - 1] === "") segments.pop();
+  for (let i = 0; i < segments.length; i++) {
+    const part = segments[i] as string;
+    if (isWildcard(part)) {
+      if (i !== segments.length - 1) return { ok: false, problem: `"*" may only be the last segment in "${source}"` };
+    } else if (isParam(part)) {
       if (!PARAM.test(part)) return { ok: false, problem: `"${part}" is not a valid parameter name in "${source}"` };
-      segments.push({ kind: "param", name: part.slice(1) });
     } else {
       const problem = checkSegment(part);
       if (problem) return { ok: false, problem: `segment "${part}" is not canonical (${problem}) in "${source}"` };
-      segments.push({ kind: "literal", value: part });
     }
   }
   return { ok: true, pattern: { method, segments } };

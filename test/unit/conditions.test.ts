@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { resolveRule } from "../../src/pricing/conditions.ts";
+import { type FieldValues, isGroup, type RouteEntry, resolveRule } from "../../src/pricing/conditions.ts";
 import { compilePricing, type PricingTable } from "../../src/pricing/document.ts";
 import { countTopLevelKey } from "../../src/request-fields.ts";
 
@@ -30,10 +30,14 @@ function problems(routes: object[]) {
   return result.ok ? [] : result.problems;
 }
 
+/** What the paywall does with a matcher entry: a lone plain rule is its own answer. */
+const resolveEntry = (entry: RouteEntry | undefined, values: FieldValues) => {
+  if (!entry) throw new Error("no match");
+  return isGroup(entry) ? resolveRule(entry, values) : ({ ok: true, route: entry } as const);
+};
+
 function resolve(table: PricingTable, values: Record<string, unknown>, path = ["x"]) {
-  const group = table.matcher.match("GET", path);
-  if (!group) throw new Error("no group");
-  return resolveRule(group, new Map(Object.entries(values)));
+  return resolveEntry(table.matcher.match("GET", path), new Map(Object.entries(values)));
 }
 
 describe("validation of conditions", () => {
@@ -180,7 +184,7 @@ describe("precedence property", () => {
         const values = Object.fromEntries(
           Object.entries(req).flatMap(([k, v]) => (v === null ? [] : [[`query.${k}`, v]])),
         );
-        const got = resolveRule(result.table.matcher.match("GET", ["x"]) as never, new Map(Object.entries(values)));
+        const got = resolveEntry(result.table.matcher.match("GET", ["x"]), new Map(Object.entries(values)));
 
         // Brute force, by meaning: the matching rule whose requests are a subset of every other's.
         const extent = (when: Record<string, string[]>) =>
@@ -204,13 +208,13 @@ describe("precedence property", () => {
         const again = compilePricing(doc(shuffled), "v", fallbacks);
         expect(again.ok).toBe(true);
         if (!again.ok) return;
-        const got2 = resolveRule(again.table.matcher.match("GET", ["x"]) as never, new Map(Object.entries(values)));
+        const got2 = resolveEntry(again.table.matcher.match("GET", ["x"]), new Map(Object.entries(values)));
         expect(got2.ok && got2.route.id).toBe(got.ok && got.route.id);
       }),
-      { numRuns: 2000 },
+      { numRuns: 3000 },
     );
     // Not vacuous: many runs had several matching rules to choose from.
-    expect(decided).toBeGreaterThan(100);
+    expect(decided).toBeGreaterThan(50); // ~170 expected
   });
 });
 

@@ -1,5 +1,6 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compilePricing, compilePricingText } from "../../src/pricing/document.ts";
+import { compilePricing, compilePricingText, isPlainRoute, PricingDocumentSchema } from "../../src/pricing/document.ts";
 
 const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 const fallbacks = { network: undefined, payTo: undefined };
@@ -132,5 +133,75 @@ describe("compilePricing", () => {
     expect(result.ok ? [] : result.problems).toEqual([
       { path: "$.routes[0].price", message: expect.stringContaining("no default stablecoin") },
     ]);
+  });
+});
+
+describe("the fast shape check for plain routes", () => {
+  const value = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.constantFrom("$0.01", "free", "GET /a", "/x/:y/*", "r-1.x_2", "", "x".repeat(65), "/".repeat(2049)),
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.constant({ amount: "1", asset: "a" }),
+    fc.array(fc.string(), { maxLength: 2 }),
+  );
+  const key = fc.constantFrom(
+    "id",
+    "match",
+    "price",
+    "description",
+    "mimeType",
+    "access",
+    "prise",
+    "__proto__",
+    "when",
+  );
+  const routeLike = fc.oneof(
+    fc.dictionary(key, value, { maxKeys: 6 }),
+    // Each field at and just past its limit.
+    fc.record(
+      {
+        id: fc.constantFrom("a", "b c", "", "x".repeat(64), "x".repeat(65)),
+        match: fc.constantFrom("/a", "", "/".repeat(2048), "/".repeat(2049)),
+        price: fc.constantFrom("$1", "", "free", 1),
+        description: fc.constantFrom("d", "x".repeat(1024), "x".repeat(1025)),
+        mimeType: fc.constantFrom("t", "x".repeat(256), "x".repeat(257)),
+      },
+      { requiredKeys: [] },
+    ),
+    fc.constantFrom(null, [], "route", 3),
+  );
+
+  it("vouches only for routes the schema accepts (zod stays the authority)", () => {
+    let vouched = 0;
+    fc.assert(
+      fc.property(routeLike, (route) => {
+        // Through JSON, as a document arrives from KV (so "__proto__" is an own key).
+        const parsed = JSON.parse(JSON.stringify(route));
+        if (!isPlainRoute(parsed)) return;
+        vouched++;
+        expect(PricingDocumentSchema.safeParse({ version: 1, routes: [parsed] }).success).toBe(true);
+      }),
+      { numRuns: 5000 },
+    );
+    expect(vouched).toBeGreaterThan(10); // ~50 expected
+  });
+
+  it("sends every other route through zod, with its path", () => {
+    const result = compilePricing(
+      {
+        version: 1,
+        defaults: { payTo: PAY_TO, network: "eip155:84532" },
+        routes: [
+          { id: "a", match: "/a", price: "$1" },
+          JSON.parse('{"id":"b","match":"/b","price":"$1","__proto__":{"x":1}}'),
+          { id: "c", match: "/c", price: "$1", description: 5 },
+        ],
+      },
+      "v",
+      fallbacks,
+    );
+    expect(result.ok ? [] : result.problems.map((p) => p.path)).toEqual(["$.routes[1]", "$.routes[2].description"]);
   });
 });

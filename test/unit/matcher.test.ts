@@ -111,9 +111,11 @@ describe("matcher precedence", () => {
 function parsePatternKey(source: string): string {
   const parsed = parsePattern(source);
   if (!parsed.ok) return source;
-  const shape = parsed.pattern.segments.map((s) => (s.kind === "literal" ? s.value : s.kind === "param" ? ":" : "*"));
+  const shape = parsed.pattern.segments.map((s) => (kindOf(s) === "literal" ? s : kindOf(s) === "param" ? ":" : "*"));
   return `${parsed.pattern.method} /${shape.join("/")}`;
 }
+
+const kindOf = (s: string) => (s === "*" ? "wildcard" : s.startsWith(":") ? "param" : "literal");
 
 /** Independent statement of the precedence: rank every matching rule, take the best. */
 function bruteForce(rules: string[], method: string, segs: string[]): string | undefined {
@@ -127,7 +129,7 @@ function bruteForce(rules: string[], method: string, segs: string[]): string | u
     let ok = true;
     let i = 0;
     for (const s of p.segments) {
-      if (s.kind === "wildcard") {
+      if (kindOf(s) === "wildcard") {
         rank.push(1);
         i = segs.length;
         break;
@@ -136,14 +138,14 @@ function bruteForce(rules: string[], method: string, segs: string[]): string | u
         ok = false;
         break;
       }
-      if (s.kind === "literal") {
-        if (s.value !== segs[i]) ok = false;
+      if (kindOf(s) === "literal") {
+        if (s !== segs[i]) ok = false;
         rank.push(3);
       } else rank.push(2);
       i++;
     }
     if (!ok || i !== segs.length) continue;
-    if (p.segments.at(-1)?.kind !== "wildcard") rank.push(2); // exact end beats a wildcard at the same depth
+    if (p.segments.at(-1) !== "*") rank.push(2); // exact end beats a wildcard at the same depth
     rank.push(p.method === "*" ? 0 : 1);
     if (!best || compareRank(rank, best.rank) > 0) best = { rank, rule };
   }
