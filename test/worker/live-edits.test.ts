@@ -6,7 +6,16 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
-import { facilitatorLog, PRICING, requirement, resetServers, setPricing, v1Header, v2Header } from "./helpers.ts";
+import {
+  facilitatorLog,
+  originLog,
+  PRICING,
+  requirement,
+  resetServers,
+  setPricing,
+  v1Header,
+  v2Header,
+} from "./helpers.ts";
 
 const CACHE_SECONDS = 10;
 let now: number;
@@ -69,4 +78,30 @@ it("does not accept a price that no 402 ever offered", async () => {
   const res = await get({ "PAYMENT-SIGNATURE": await v2Header({ requirement: requirement({ amount: "1500" }) }) });
   expect(res.status).toBe(402);
   expect(await res.json()).toMatchObject({ error: "amount_mismatch" });
+});
+
+it("honours an old body-dependent price, reading the body only for the old table, and forwards it intact", async () => {
+  const route = (extra: object) => ({ ...PRICING, routes: [...PRICING.routes, ...[extra].flat()] });
+  const big = { id: "infer-big", match: "POST /infer", when: { body: { service: "big" } }, price: "$0.01" };
+  const small = { id: "infer-small", match: "POST /infer", when: { body: { service: "small" } }, price: "$0.002" };
+  await setPricing(route([big, small]));
+  now += CACHE_SECONDS * 1000;
+  const body = '{"service": "big", "prompt": "hi"}';
+  const post = (headers: Record<string, string> = {}) =>
+    app.fetch(new Request("https://paywall.example/infer", { method: "POST", headers, body }), cachedEnv, ctx);
+  expect(await amountOf(await post())).toBe("10000");
+  const paidAtOldPrice = await v2Header({ requirement: requirement({ amount: "10000" }) });
+
+  // The owner replaces the per-service prices with one flat price.
+  await setPricing(route({ id: "infer", match: "POST /infer", price: "$0.005" }));
+  now += CACHE_SECONDS * 1000;
+  expect(await amountOf(await post())).toBe("5000");
+
+  const res = await post({ "PAYMENT-SIGNATURE": paidAtOldPrice });
+  expect(res.status).toBe(200);
+  const [seen] = await originLog();
+  expect(seen?.body).toBe(body);
+  expect(seen?.headers["x-payment-route"]).toBe("infer");
+  const settled = (await facilitatorLog()).filter((c) => c.url === "/settle").map((c) => JSON.parse(c.body));
+  expect(settled[0].paymentRequirements.amount).toBe("10000");
 });
