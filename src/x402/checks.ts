@@ -5,11 +5,11 @@
  * These are a cheap first filter that keeps garbage away from the facilitator and the origin; the
  * facilitator's /verify and the token contract stay the authority.
  */
-import { recoverTypedDataAddress } from "viem";
+import { concat, type Hex, hashDomain, hashStruct, keccak256, recoverAddress } from "viem";
 import { MIN_VALIDITY_LEFT_SECONDS } from "../constants.ts";
 import { type Failure, fail } from "../errors.ts";
 import type { Requirement, RouteRule } from "../pricing/document.ts";
-import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "./eip3009.ts";
+import { EIP712_DOMAIN_TYPES, eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "./eip3009.ts";
 import type { Payment } from "./payment.ts";
 
 export type Selected = { ok: true; requirement: Requirement } | { ok: false; failure: Failure };
@@ -77,23 +77,44 @@ export async function checkSignature(payment: Payment, requirement: Requirement)
   const auth = payment.authorization;
   let signer: string;
   try {
-    signer = await recoverTypedDataAddress({
-      domain: eip712Domain(requirement),
-      types: TRANSFER_WITH_AUTHORIZATION_TYPES,
-      primaryType: "TransferWithAuthorization",
-      message: {
-        from: auth.from,
-        to: auth.to,
-        value: BigInt(auth.value),
-        validAfter: BigInt(auth.validAfter),
-        validBefore: BigInt(auth.validBefore),
-        nonce: auth.nonce,
-      },
-      signature: payment.signature,
-    });
+    // The EIP-712 digest from viem's parts rather than hashTypedData, which first re-validates the
+    // typed data with viem's generic checks and error classes (~4 KB of bundle). Malformed values
+    // still fail: the ABI encoder refuses bad addresses, out-of-range integers and short bytes32.
+    const digest = keccak256(
+      concat([
+        "0x1901",
+        domainSeparator(requirement),
+        hashStruct({
+          data: {
+            from: auth.from,
+            to: auth.to,
+            value: BigInt(auth.value),
+            validAfter: BigInt(auth.validAfter),
+            validBefore: BigInt(auth.validBefore),
+            nonce: auth.nonce,
+          },
+          primaryType: "TransferWithAuthorization",
+          types: TRANSFER_WITH_AUTHORIZATION_TYPES,
+        }),
+      ]),
+    );
+    signer = await recoverAddress({ hash: digest, signature: payment.signature });
   } catch {
     return fail("invalid_signature", "The payment signature cannot be recovered.");
   }
   if (!same(signer, auth.from)) return fail("invalid_signature", "The payment is not signed by its payer.");
   return undefined;
+}
+
+/** A token's domain separator; a handful of tokens are ever paid, so each is hashed once. */
+const separators = new Map<string, Hex>();
+function domainSeparator(requirement: Requirement): Hex {
+  const key = `${requirement.network}|${requirement.asset}|${requirement.extra.name}|${requirement.extra.version}`;
+  let separator = separators.get(key);
+  if (!separator) {
+    const domain = eip712Domain(requirement);
+    separator = hashDomain({ domain: { ...domain, chainId: BigInt(domain.chainId) }, types: EIP712_DOMAIN_TYPES });
+    if (separators.size < 64) separators.set(key, separator);
+  }
+  return separator;
 }

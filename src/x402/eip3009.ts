@@ -17,6 +17,16 @@ export const TRANSFER_WITH_AUTHORIZATION_TYPES = {
   ],
 } as const;
 
+/** EIP-712's own type for the domain above (all four fields are always present). */
+export const EIP712_DOMAIN_TYPES = {
+  EIP712Domain: [
+    { name: "name", type: "string" },
+    { name: "version", type: "string" },
+    { name: "chainId", type: "uint256" },
+    { name: "verifyingContract", type: "address" },
+  ],
+} as const;
+
 /** The token's EIP-712 domain for a requirement: its name/version, chain and address. */
 export function eip712Domain(requirement: Pick<Requirement, "extra" | "network" | "asset">) {
   return {
