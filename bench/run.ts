@@ -6,7 +6,7 @@
  *   (c) this project, built exactly as `wrangler deploy` would ship it.
  * One loopback origin and one loopback facilitator stub (accepts everything at once) serve all of them.
  * Scenarios run interleaved, system order rotating each round; the table reports medians over rounds.
- * Options: --duration S (5) --connections N (50) --rounds R (3) --scenarios free,402,access,fresh --no-write
+ * Options: --duration S (5) --connections N (50) --rounds R (3) --scenarios free,402,access,fresh --no-write --profile
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
@@ -29,6 +29,7 @@ const { values } = parseArgs({
     connections: { type: "string", default: "50" },
     rounds: { type: "string", default: "3" },
     scenarios: { type: "string", default: "free,402,access,fresh" },
+    profile: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
   },
 });
@@ -139,7 +140,12 @@ const config :Workerd.Config = (
 );
 `,
   );
-  const workerd = spawn(WORKERD_PATH, ["serve", join(work, "config.capnp")], { stdio: ["ignore", "ignore", "inherit"] });
+  const inspectorPort = values.profile ? await freePort() : undefined;
+  const workerd = spawn(
+    WORKERD_PATH,
+    ["serve", join(work, "config.capnp"), ...(inspectorPort ? [`--inspector-addr=127.0.0.1:${inspectorPort}`] : [])],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
   children.push(workerd);
   const url = (system: System, path: string) => `http://127.0.0.1:${ports[system]}${path}`;
   // (b)'s first request must be a priced one: @x402/hono starts its facilitator sync in the request
@@ -199,6 +205,7 @@ const config :Workerd.Config = (
         headers = { "PAYMENT-SIGNATURE": bFresh };
       }
     }
+    const profiler = inspectorPort && system === "c" ? await startProfiler(inspectorPort, "c") : undefined;
     const kvBefore = system === "c" ? await kvCalls() : 0;
     const cpuBefore = await cpuTicks();
     let next = 0;
@@ -220,6 +227,7 @@ const config :Workerd.Config = (
           }
         : {}),
     });
+    if (profiler) await profiler.stop(join(ROOT, `bench/results/profile-${scenario}-c.cpuprofile`));
     const byStatus = (result as any).statusCodeStats as Record<string, { count: number }> | undefined;
     const total = Object.values(byStatus ?? {}).reduce((sum, v) => sum + v.count, 0);
     const cpuUs = (((await cpuTicks()) - cpuBefore) * 10_000) / Math.max(1, result.requests.total);
@@ -314,7 +322,7 @@ ${targets.join("\n")}
 Reproduce: \`npm run bench\` (options: \`-- --duration 5 --connections 50 --rounds 3\`).
 `;
   console.log(report);
-  if (!values["no-write"]) {
+  if (!values["no-write"] && !values.profile) {
     await mkdir(join(ROOT, "bench/results"), { recursive: true });
     const file = join(ROOT, "bench/results", `${date}.md`);
     await writeFile(file, report);
@@ -329,3 +337,52 @@ main().then(
     process.exit(1);
   },
 );
+
+/**
+ * `--profile`: a V8 CPU profile of (c) during each of its runs, through workerd's inspector
+ * (Chrome DevTools protocol). Written to bench/results/profile-<scenario>-c.cpuprofile (open in
+ * Chrome DevTools) with the top self-time functions printed. The inspector slows the runtime, so
+ * figures from a profiled run are not comparable and nothing is written to the results file.
+ */
+async function startProfiler(port: number, service: string) {
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/${service}`);
+  await new Promise((ok, fail) => {
+    socket.addEventListener("open", ok, { once: true });
+    socket.addEventListener("error", fail, { once: true });
+  });
+  let id = 0;
+  const pending = new Map<number, (result: any) => void>();
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(String(event.data));
+    pending.get(message.id)?.(message.result);
+  });
+  const send = (method: string, params: object = {}) =>
+    new Promise<any>((ok) => {
+      pending.set(++id, ok);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+  await send("Profiler.enable");
+  await send("Profiler.setSamplingInterval", { interval: 100 });
+  await send("Profiler.start");
+  return {
+    async stop(file: string) {
+      const { profile } = await send("Profiler.stop");
+      socket.close();
+      await writeFile(file, JSON.stringify(profile));
+      const self = new Map<string, number>();
+      const dt = new Map<number, number>();
+      profile.samples.forEach((node: number, i: number) => dt.set(node, (dt.get(node) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+      for (const node of profile.nodes) {
+        const f = node.callFrame;
+        const key = `${f.functionName || "(anonymous)"} ${f.url.split("/").pop()}:${f.lineNumber}:${f.columnNumber}`;
+        self.set(key, (self.get(key) ?? 0) + (dt.get(node.id) ?? 0));
+      }
+      const total = [...self.values()].reduce((a, b) => a + b, 0);
+      log(`profile → ${file}`);
+      for (const [key, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 15)) {
+        log(`  ${((100 * us) / total).toFixed(1).padStart(5)} %  ${key}`);
+      }
+    },
+  };
+}
+
