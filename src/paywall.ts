@@ -184,7 +184,7 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
       routeId: route.id,
     });
     if (!forwarded.ok) return markPaid(errorResponse(forwarded.failure));
-    return markPaid(forwarded.response, settlementHeader(version, receiptSettlement(receipt)));
+    return markPaid(forwarded.response, receiptHeader(version, receipt));
   }
 
   const fitted = fitPayment(payment, route, nowSeconds);
@@ -305,9 +305,26 @@ async function selectFromRetired(
   return undefined;
 }
 
-function receiptSettlement(receipt: Receipt): SettleReply {
-  return { success: true, transaction: receipt.tx, network: receipt.network, payer: receipt.payer };
+/**
+ * The settlement header for a request served from a receipt. Receipts live in the isolate's memo,
+ * so each is encoded once per protocol version rather than on every visit of its access window.
+ */
+function receiptHeader(version: 1 | 2, receipt: Receipt): [string, string] {
+  let encoded = encodedReceipts.get(receipt);
+  if (!encoded) {
+    encoded = {};
+    encodedReceipts.set(receipt, encoded);
+  }
+  encoded[version] ??= settlementHeader(version, {
+    success: true,
+    transaction: receipt.tx,
+    network: receipt.network,
+    payer: receipt.payer,
+  });
+  return encoded[version];
 }
+
+const encodedReceipts = new WeakMap<Receipt, { 1?: [string, string]; 2?: [string, string] }>();
 
 /** The method a CORS preflight asks about, or undefined when this is not a preflight. */
 function preflightMethodOf(request: Request): string | undefined {

@@ -46,21 +46,21 @@ export function paymentFailureResponse(
         message: failure.message,
         ...(failure.detail !== undefined ? { detail: failure.detail } : {}),
       }),
-      headers: [
+      headers: new Headers([
         ["content-type", JSON_TYPE],
         ["cache-control", CACHE_CONTROL_402],
         [HEADER.paymentRequired, encodeHeaderJson(buildPaymentRequired(route, resourceUrl, failure.reason))],
         [HEADER.pricingVersion, pricingVersion],
         ["access-control-allow-origin", "*"],
         ["access-control-expose-headers", EXPOSED.join(", ")],
-      ],
+      ]),
     };
     if (memoKey !== undefined) built402.set(memoKey, built);
   }
   return new Response(built.body, { status, headers: built.headers });
 }
 
-const built402 = new BoundedMap<string, { body: string; headers: [string, string][] }>(PAYMENT_REQUIRED_MEMO_ENTRIES);
+const built402 = new BoundedMap<string, { body: string; headers: Headers }>(PAYMENT_REQUIRED_MEMO_ENTRIES);
 
 /**
  * Marks an answer on a priced route: private, uncacheable, readable by browser buyers, plus any
