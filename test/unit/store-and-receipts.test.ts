@@ -4,6 +4,7 @@
  * no KV behaviour, only the fault. Everything else about KV is tested in workerd (test/worker).
  */
 import { expect, it } from "vitest";
+import { BoundedMap } from "../../src/memo.ts";
 import { PricingStore } from "../../src/pricing/store.ts";
 import { type Receipt, receiptTtlSeconds } from "../../src/receipts.ts";
 
@@ -58,4 +59,16 @@ it.each([
   ["access window shorter than KV's floor → 60 s", receipt(1000, 30), "1010", 60],
 ])("receipt TTL: %s", (_name, r, validBefore, ttl) => {
   expect(receiptTtlSeconds(r, validBefore, 1000)).toBe(ttl);
+});
+
+it("memos drop the least recently used entry, so a hot one outlives one-off ones", () => {
+  const memo = new BoundedMap<string, number>(3);
+  memo.set("hot", 0);
+  for (let i = 1; i <= 10; i++) {
+    expect(memo.get("hot")).toBe(0);
+    memo.set(`once-${i}`, i);
+  }
+  expect(memo.get("hot")).toBe(0);
+  expect(memo.get("once-1")).toBeUndefined();
+  expect(memo.get("once-10")).toBe(10);
 });
