@@ -27,6 +27,11 @@ const PLAIN = /^(?:[A-Z]{1,16} )?\/[^\s]*$/;
 /** Shared method strings, so 100k rules do not hold 100k copies of "GET". */
 const COMMON_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
+function commonMethod(source: string, length: number): string | undefined {
+  for (const method of COMMON_METHODS) if (method.length === length && source.startsWith(method)) return method;
+  return undefined;
+}
+
 export const isWildcard = (segment: string) => segment === "*";
 export const isParam = (segment: string) => segment.charCodeAt(0) === 0x3a; /* : */
 
@@ -35,8 +40,7 @@ export function parsePattern(source: string): PatternResult {
   let path: string | undefined;
   if (PLAIN.test(source)) {
     const space = source.indexOf(" ");
-    if (space > 0)
-      method = COMMON_METHODS.find((m) => m.length === space && source.startsWith(m)) ?? source.slice(0, space);
+    if (space > 0) method = commonMethod(source, space) ?? source.slice(0, space);
     path = source.slice(space + 1);
   } else {
     const parts = source.trim().split(/\s+/);
