@@ -218,6 +218,16 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
   /** Every rule, in document order. */
   const compiled: RouteRule[] = [];
   const ids = new Set<string>();
+  // Index of the first route with each id, built only if a problem needs to name one (once: a
+  // document that repeats 100k routes must not cost 100k scans).
+  let firstIndex: Map<string, number> | undefined;
+  const indexOfId = (id: string): number => {
+    if (!firstIndex) {
+      firstIndex = new Map();
+      for (let k = doc.routes.length - 1; k >= 0; k--) firstIndex.set((doc.routes[k] as Route).id, k);
+    }
+    return firstIndex.get(id) ?? -1;
+  };
   const defaultMimeType = doc.defaults?.mimeType ?? "application/json";
   const merge = (existing: RouteEntry, added: RouteEntry): RouteGroup => {
     const group = isGroup(existing) ? existing : { rules: [existing], fields: [] };
@@ -229,12 +239,14 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
   // A plain loop, and JSON paths built only for problems: this runs 100k times for a big table.
   for (let i = 0; i < doc.routes.length; i++) {
     const route = doc.routes[i] as Route;
-    // One Map operation per route (they are most of this loop's time); a repeat is rare, so the
-    // first holder of the id is looked up only then.
+    // One Set operation per route (hashing ids is a large part of this loop); the first holder of
+    // a repeated id is looked up only then.
     const known = ids.size;
     if (ids.add(route.id).size === known) {
-      const first = doc.routes.findIndex((r) => r.id === route.id);
-      problems.push({ path: `${at(i)}.id`, message: `duplicate id "${route.id}" (also routes[${first}])` });
+      problems.push({
+        path: `${at(i)}.id`,
+        message: `duplicate id "${route.id}" (also routes[${indexOfId(route.id)}])`,
+      });
     }
 
     const pattern = parsePattern(route.match);
@@ -266,7 +278,7 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
 
   for (const group of grouped) {
     const { ordered, ambiguous, same } = orderGroup(group.rules);
-    const indexOf = (k: number) => doc.routes.findIndex((r) => r.id === group.rules[k]?.id);
+    const indexOf = (k: number) => indexOfId(group.rules[k]?.id ?? "");
     for (const [a, b] of same) {
       const [first, later] = [indexOf(a), indexOf(b)].sort((x, y) => x - y);
       const route = doc.routes[later ?? -1];
