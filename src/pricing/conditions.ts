@@ -127,23 +127,61 @@ export function orderGroup(rules: RouteRule[]): {
 } {
   const ambiguous: [number, number][] = [];
   const same: [number, number][] = [];
-  for (let i = 0; i < rules.length; i++) {
-    for (let j = i + 1; j < rules.length; j++) {
-      const a = rules[i]?.when ?? [];
-      const b = rules[j]?.when ?? [];
-      if (!overlap(a, b)) continue;
-      const aNarrower = narrows(a, b);
-      const bNarrower = narrows(b, a);
-      if (aNarrower && bNarrower) same.push([i, j]);
-      else if (!aNarrower && !bNarrower && !rules.some((r) => equivalent(r.when ?? [], meet(a, b)))) {
-        ambiguous.push([i, j]);
-      }
+  for (const [i, j] of candidatePairs(rules)) {
+    const a = rules[i]?.when ?? [];
+    const b = rules[j]?.when ?? [];
+    if (!overlap(a, b)) continue;
+    const aNarrower = narrows(a, b);
+    const bNarrower = narrows(b, a);
+    if (aNarrower && bNarrower) same.push([i, j]);
+    else if (!aNarrower && !bNarrower && !rules.some((r) => equivalent(r.when ?? [], meet(a, b)))) {
+      ambiguous.push([i, j]);
     }
   }
   // Narrower has at least as many fields, and with as many, fewer values in all: this order puts
   // every rule before the ones it narrows.
   const ordered = [...rules].sort((x, y) => weight(y) - weight(x) || valueCount(x) - valueCount(y));
   return { ordered, ambiguous, same };
+}
+
+/**
+ * The pairs of rules that might overlap, each once (i < j). Rules that test the group's most
+ * common field with no value in common never overlap, so only rules sharing a value of that field
+ * are paired, plus every pair involving a rule that does not test it. A thousand variants of one
+ * endpoint priced by `service` are then checked in linear time, not a million comparisons.
+ */
+function candidatePairs(rules: readonly RouteRule[]): [number, number][] {
+  const counts = new Map<string, number>();
+  for (const rule of rules)
+    for (const c of rule.when ?? []) counts.set(c.field.key, (counts.get(c.field.key) ?? 0) + 1);
+  let key: string | undefined;
+  for (const [k, n] of counts) if (key === undefined || n > (counts.get(key) ?? 0)) key = k;
+
+  const without: number[] = [];
+  const byValue = new Map<Scalar, number[]>();
+  rules.forEach((rule, i) => {
+    const condition = rule.when?.find((c) => c.field.key === key);
+    if (!condition) without.push(i);
+    else {
+      for (const value of condition.values) {
+        const bucket = byValue.get(value);
+        if (bucket) bucket.push(i);
+        else byValue.set(value, [i]);
+      }
+    }
+  });
+  const seen = new Set<number>();
+  const pairs: [number, number][] = [];
+  const pair = (x: number, y: number) => {
+    const [i, j] = x < y ? [x, y] : [y, x];
+    const id = i * rules.length + j;
+    if (i === j || seen.has(id)) return;
+    seen.add(id);
+    pairs.push([i, j]);
+  };
+  for (const i of without) for (let j = 0; j < rules.length; j++) pair(i, j);
+  for (const bucket of byValue.values()) for (const i of bucket) for (const j of bucket) pair(i, j);
+  return pairs.sort((p, q) => p[0] - q[0] || p[1] - q[1]);
 }
 
 const weight = (rule: RouteRule) => rule.when?.length ?? 0;

@@ -150,6 +150,34 @@ describe("resolving a price", () => {
   });
 });
 
+describe("a large group", () => {
+  it("accepts thousands of exclusive variants of one endpoint, and resolves each to its own rule", () => {
+    const routes: object[] = [{ id: "other", match: "GET /x", price: "free" }];
+    for (let i = 0; i < 3000; i++) {
+      routes.push({
+        id: `m${i}`,
+        match: "GET /x",
+        when: { query: { model: [`m${i}`, `alias-${i}`] } },
+        price: "$0.01",
+      });
+    }
+    routes.push({ id: "clash", match: "GET /x", when: { query: { model: "alias-2999" } }, price: "$0.02" });
+    expect(problems(routes)).toEqual([]); // "clash" is narrower than m2999, so it is not ambiguous
+    const table = compile(routes);
+    const id = (model: string) => {
+      const r = resolve(table, { "query.model": model });
+      return r.ok ? r.route.id : r.failure.reason;
+    };
+    expect([id("m0"), id("alias-1500"), id("m2999"), id("alias-2999"), id("nope")]).toEqual([
+      "m0",
+      "m1500",
+      "m2999",
+      "clash",
+      "other",
+    ]);
+  });
+});
+
 describe("precedence property", () => {
   const KEYS = ["a", "b", "c"] as const;
   const VALUES = ["1", "2", "3"];
