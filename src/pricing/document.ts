@@ -97,11 +97,18 @@ const QueryValue = z.string().max(256);
 const BodyValue = z.union([z.string().max(256), z.number().finite(), z.boolean()]);
 const oneOrMany = <T extends z.ZodTypeAny>(value: T) => z.union([value, z.array(value).min(1).max(64)]);
 
+/** Fields per source: far more than any real price needs, and it keeps group checks cheap. */
+const MAX_CONDITION_FIELDS = 16;
+const conditions = <T extends z.ZodTypeAny>(name: z.ZodString, values: T) =>
+  z
+    .record(name, oneOrMany(values))
+    .refine((r) => Object.keys(r).length <= MAX_CONDITION_FIELDS, `at most ${MAX_CONDITION_FIELDS} fields`);
+
 const WhenSchema = z
   .object({
-    query: z.record(FieldName, oneOrMany(QueryValue)).optional(),
-    header: z.record(HeaderName, oneOrMany(HeaderValue)).optional(),
-    body: z.record(FieldName, oneOrMany(BodyValue)).optional(),
+    query: conditions(FieldName, QueryValue).optional(),
+    header: conditions(HeaderName, HeaderValue).optional(),
+    body: conditions(FieldName, BodyValue).optional(),
   })
   .strict();
 

@@ -65,6 +65,7 @@ const INVALID = [
   withRoute({ price: "$1", per: { query: "n", header: "x-n", min: 1, max: 2 } }),
   withRoute({ price: "$1", per: { query: "n", min: 0, max: 2 } }),
   withRoute({ price: "$1", per: { query: "n", min: 1, max: 2.5 } }),
+  withRoute({ price: "$1", when: { query: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`f${i}`, "x"])) } }),
 ];
 
 describe("pricing.schema.json", () => {
