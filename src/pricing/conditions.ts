@@ -118,7 +118,7 @@ function pricePerUnit(rule: RouteRule, per: PerUnit, value: unknown): Resolved {
  * Why the first match in this order is the right one: the rules a request matches are closed under
  * "both" (for two it matches with neither narrower, the rule for their overlap exists and matches
  * too), so among them one narrows all the others, and the order puts every rule before the rules
- * it narrows. Quadratic in the group's size, which is the number of variants of one endpoint.
+ * it narrows. Only pairs that can overlap are compared (`candidatePairs`).
  */
 export function orderGroup(rules: RouteRule[]): {
   ordered: RouteRule[];
