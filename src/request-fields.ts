@@ -21,7 +21,14 @@ import type { Field, FieldValues } from "./pricing/conditions.ts";
 export type ReadFields = { ok: true; values: FieldValues } | { ok: false; failure: Failure };
 
 type BodyState =
-  | { ok: true; bytes: Uint8Array | undefined; object: Record<string, unknown> | undefined; text: string }
+  | {
+      ok: true;
+      bytes: Uint8Array | undefined;
+      object: Record<string, unknown> | undefined;
+      text: string;
+      /** Top-level key counts, computed on the first priced field found in the body. */
+      keyCounts?: Map<string, number>;
+    }
   | { ok: false; failure: Failure };
 type QueryState = { ok: true; params: Map<string, string[]> } | { ok: false; failure: Failure };
 /** One field: its value, absent (undefined), or why it cannot be read. */
@@ -84,9 +91,11 @@ export class FieldReader {
   private async bodyValue(field: Field): Promise<Read> {
     this.bodyState ??= await readJsonBody(this.request, this.limit);
     if (!this.bodyState.ok) return this.bodyState;
-    const { object, text } = this.bodyState;
+    const body = this.bodyState;
+    const object = body.object;
     if (!object || !Object.hasOwn(object, field.name)) return undefined;
-    if (countTopLevelKey(text, field.name) > 1) return ambiguous(field, "is a key more than once");
+    body.keyCounts ??= topLevelKeyCounts(body.text);
+    if ((body.keyCounts.get(field.name) ?? 0) > 1) return ambiguous(field, "is a key more than once");
     return { value: object[field.name] };
   }
 }
@@ -186,12 +195,12 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
 }
 
 /**
- * How many times `key` is a key of the top-level object in `text`, which JSON.parse has already
+ * How many times each key occurs in the top-level object in `text`, which JSON.parse has already
  * accepted (so the grammar is known to be valid and only strings and nesting need tracking).
- * Keys are compared decoded: `"serv\u0069ce"` is `service`.
+ * Keys are counted decoded: `"serv\u0069ce"` is `service`. One pass, however many fields are priced.
  */
-export function countTopLevelKey(text: string, key: string): number {
-  let count = 0;
+export function topLevelKeyCounts(text: string): Map<string, number> {
+  const counts = new Map<string, number>();
   let depth = 0;
   let expectKey = false;
   for (let i = 0; i < text.length; i++) {
@@ -201,7 +210,7 @@ export function countTopLevelKey(text: string, key: string): number {
       if (depth === 1 && expectKey) {
         const raw = text.slice(i + 1, end);
         const decoded = raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw;
-        if (decoded === key) count++;
+        counts.set(decoded, (counts.get(decoded) ?? 0) + 1);
         expectKey = false;
       }
       i = end;
@@ -214,7 +223,7 @@ export function countTopLevelKey(text: string, key: string): number {
       expectKey = true;
     }
   }
-  return count;
+  return counts;
 }
 
 /** Index of the quote closing the string that opens at `start`. */

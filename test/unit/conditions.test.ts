@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type FieldValues, isGroup, type RouteEntry, resolveRule } from "../../src/pricing/conditions.ts";
 import { compilePricing, type PricingTable } from "../../src/pricing/document.ts";
-import { countTopLevelKey } from "../../src/request-fields.ts";
+import { topLevelKeyCounts } from "../../src/request-fields.ts";
 
 const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 const fallbacks = { network: "eip155:84532", payTo: PAY_TO } as const;
@@ -246,7 +246,9 @@ describe("precedence property", () => {
   });
 });
 
-describe("countTopLevelKey", () => {
+describe("topLevelKeyCounts", () => {
+  const countTopLevelKey = (text: string, key: string) => topLevelKeyCounts(text).get(key) ?? 0;
+
   it("counts only top-level keys, decoded, skipping strings and nesting", () => {
     expect(countTopLevelKey('{"a":1,"b":{"a":2},"c":["a",{"a":3}],"a":4}', "a")).toBe(2);
     expect(countTopLevelKey('{"x":"\\"a\\":","a":1}', "a")).toBe(1);
