@@ -1,10 +1,14 @@
 /**
  * `npm run bench`: paywall overhead, measured under `workerd serve` (the production runtime with
  * nothing in front; miniflare and wrangler dev add their own proxies) against:
- *   (a) a bare pass-through Worker — the limit (and, for the 402 scenario, a Worker that answers 402 at once);
+ *   (a) a bare pass-through Worker — the limit (for the 402 scenario, a Worker that answers the same
+ *       402 at once);
  *   (b) the reference `@x402/hono` payment middleware followed by a forward — what an owner would otherwise build;
  *   (c) this project, built exactly as `wrangler deploy` would ship it.
- * One loopback origin and one loopback facilitator stub (accepts everything at once) serve all of them.
+ * Two more rows, for reference and not targets: a minimal 402 (what the bytes of a payable answer
+ * cost), and (d) the floor of a fresh payment: its five round-trips with no logic at all.
+ * One loopback origin, one facilitator stub (accepts everything at once) and one KV stand-in, all in
+ * a Node process beside workerd, serve all of them.
  * Scenarios run interleaved, system order rotating each round; the table reports medians over rounds.
  * Options: --duration S (5) --connections N (50) --rounds R (3) --scenarios free,402,access,fresh --no-write --profile
  */
@@ -41,19 +45,22 @@ const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 // A throwaway key: the facilitator stub moves no money.
 const BUYER = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
 
-type System = "a" | "a402" | "b" | "c";
+type System = "a" | "a402" | "min402" | "b" | "c" | "d";
 type Scenario = "free" | "402" | "access" | "fresh";
-const SCENARIOS: Record<Scenario, { title: string; path: string; expect: number; systems: System[] }> = {
-  free: { title: "free route", path: "/health", expect: 200, systems: ["a", "b", "c"] },
-  "402": { title: "priced, no payment (402)", path: "/api/weather/paris", expect: 402, systems: ["a402", "b", "c"] },
-  access: { title: "priced, access-window receipt", path: "/reports/q1", expect: 200, systems: ["a", "b", "c"] },
-  fresh: { title: "priced, fresh payment (verify + settle)", path: "/api/weather/paris", expect: 200, systems: ["a", "b", "c"] },
+/** `systems[0]` is the limit (a); `extra` are reference rows, measured in the same rotation. */
+const SCENARIOS: Record<Scenario, { title: string; path: string; expect: number; systems: System[]; extra: System[] }> = {
+  free: { title: "free route", path: "/health", expect: 200, systems: ["a", "b", "c"], extra: [] },
+  "402": { title: "priced, no payment (402)", path: "/api/weather/paris", expect: 402, systems: ["a402", "b", "c"], extra: ["min402"] },
+  access: { title: "priced, access-window receipt", path: "/reports/q1", expect: 200, systems: ["a", "b", "c"], extra: [] },
+  fresh: { title: "priced, fresh payment (verify + settle)", path: "/api/weather/paris", expect: 200, systems: ["a", "b", "c"], extra: ["d"] },
 };
 const SYSTEM_NAMES: Record<System, string> = {
   a: "(a) bare pass-through",
-  a402: "(a) bare 402",
+  a402: "(a) bare 402, same bytes",
+  min402: "minimal 402 (reference)",
   b: "(b) @x402/hono reference",
   c: "(c) this paywall",
+  d: "(d) floor: 5 round-trips, no logic",
 };
 
 interface Measured {
@@ -82,8 +89,10 @@ async function main() {
     kv: await freePort(),
     a: await freePort(),
     a402: await freePort(),
+    min402: await freePort(),
     b: await freePort(),
     c: await freePort(),
+    d: await freePort(),
   };
   const children: ChildProcess[] = [];
   const stopAll = () => {
@@ -92,23 +101,25 @@ async function main() {
   process.on("exit", stopAll);
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
-  const servers = spawn(process.execPath, [join(ROOT, "bench/servers.ts"), String(ports.origin), String(ports.facilitator)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const servers = spawn(
+    process.execPath,
+    [join(ROOT, "bench/servers.ts"), String(ports.origin), String(ports.facilitator), String(ports.kv), join(ROOT, "bench/pricing.json")],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   children.push(servers);
   await new Promise<void>((ok) => servers.stdout?.once("data", () => ok()));
 
-  // workerd config: four Workers, the KV stand-in, and an outbound network that allows loopback.
+  // workerd config: the Workers, KV as an external service, and an outbound network that allows loopback.
   for (const [from, to] of [
     [paywallBundle, "paywall.js"],
     [referenceBundle, "reference.js"],
     [join(ROOT, "bench/workers/bare.js"), "bare.js"],
     [join(ROOT, "bench/workers/bare-402.js"), "bare-402.js"],
-    [join(ROOT, "bench/workers/kv.js"), "kv.js"],
+    [join(ROOT, "bench/workers/minimal-402.js"), "minimal-402.js"],
+    [join(ROOT, "bench/workers/floor.js"), "floor.js"],
   ] as const) {
     await copyFile(from, join(work, to));
   }
-  const pricing = await readFile(join(ROOT, "bench/pricing.json"), "utf8");
   const origin = `http://127.0.0.1:${ports.origin}`;
   const facilitator = `http://127.0.0.1:${ports.facilitator}`;
   const text = (name: string, value: string) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`;
@@ -123,7 +134,8 @@ const config :Workerd.Config = (
   services = [
     (name = "internet", network = (allow = ["public", "private", "local"])),
     (name = "a", worker = ${worker("bare.js", [text("ORIGIN_URL", origin)])}),
-    (name = "a402", worker = ${worker("bare-402.js", [])}),
+    (name = "a402", worker = ${worker("bare-402.js", ['(name = "PAYWALL", service = "c")'])}),
+    (name = "min402", worker = ${worker("minimal-402.js", [])}),
     (name = "b", worker = ${worker("reference.js", [text("ORIGIN_URL", origin), text("FACILITATOR_URL", facilitator), text("PAY_TO", PAY_TO)])}),
     (name = "c", worker = ${worker("paywall.js", [
       text("ORIGIN_URL", origin),
@@ -132,9 +144,10 @@ const config :Workerd.Config = (
       '(name = "PRICING", kvNamespace = "kv")',
       '(name = "RECEIPTS", kvNamespace = "kv")',
     ])}),
-    (name = "kv", worker = ${worker("kv.js", [text("PRICING_DOC", pricing)])}),
+    (name = "d", worker = ${worker("floor.js", [text("ORIGIN_URL", origin), text("FACILITATOR_URL", facilitator), '(name = "RECEIPTS", kvNamespace = "kv")'])}),
+    (name = "kv", external = (address = "127.0.0.1:${ports.kv}", http = ())),
   ],
-  sockets = [${Object.entries({ a: ports.a, a402: ports.a402, b: ports.b, c: ports.c, kv: ports.kv })
+  sockets = [${Object.entries({ a: ports.a, a402: ports.a402, min402: ports.min402, b: ports.b, c: ports.c, d: ports.d })
     .map(([name, port]) => socket(name, port, name))
     .join(", ")}],
 );
@@ -150,7 +163,8 @@ const config :Workerd.Config = (
   const url = (system: System, path: string) => `http://127.0.0.1:${ports[system]}${path}`;
   // (b)'s first request must be a priced one: @x402/hono starts its facilitator sync in the request
   // that builds it, and on Workers a later request may not await a promise made by an ended one.
-  for (const system of ["a", "a402", "b", "c"] as const) {
+  // (c) before (a) bare 402, which copies (c)'s answer on its first request.
+  for (const system of ["a", "c", "a402", "min402", "b", "d"] as const) {
     await waitFor(`workerd (${system})`, async () => (await fetch(url(system, "/api/weather/paris"))).status < 500, 20_000);
   }
 
@@ -198,7 +212,7 @@ const config :Workerd.Config = (
     let pool: string[] | undefined;
     if (scenario === "access") headers = { "PAYMENT-SIGNATURE": system === "b" ? bAccess : cAccess };
     if (scenario === "fresh") {
-      if (system === "c") {
+      if (system === "c" || system === "d") {
         pool = [];
         for (let i = 0; i < DURATION * 2500; i++) pool.push(await sign(cWeather));
       } else {
@@ -206,7 +220,7 @@ const config :Workerd.Config = (
       }
     }
     const profiler = inspectorPort && system === "c" ? await startProfiler(inspectorPort, "c") : undefined;
-    const kvBefore = system === "c" ? await kvCalls() : 0;
+    const kvBefore = await kvCalls();
     const cpuBefore = await cpuTicks();
     let next = 0;
     const result = await autocannon({
@@ -237,7 +251,7 @@ const config :Workerd.Config = (
       p50: result.latency.p50,
       p99: result.latency.p99,
       expectedShare: total === 0 ? 0 : (byStatus?.[String(s.expect)]?.count ?? 0) / total,
-      ...(system === "c" ? { kvCalls: (await kvCalls()) - kvBefore } : {}),
+      ...(system === "c" || system === "d" ? { kvCalls: (await kvCalls()) - kvBefore } : {}),
     };
   }
 
@@ -245,11 +259,11 @@ const config :Workerd.Config = (
   for (let round = 0; round < ROUNDS; round++) {
     for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
       if (!ONLY.has(scenario)) continue;
-      const systems = SCENARIOS[scenario].systems;
+      const systems = [...SCENARIOS[scenario].systems, ...SCENARIOS[scenario].extra];
       const order = systems.map((_, i) => systems[(i + round) % systems.length] as System);
       for (const system of order) {
         const m = await measure(system, scenario);
-        log(`round ${round + 1}/${ROUNDS}  ${scenario.padEnd(6)} ${SYSTEM_NAMES[system].padEnd(26)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms  ${m.cpuUs.toFixed(0)} µs CPU/req`);
+        log(`round ${round + 1}/${ROUNDS}  ${scenario.padEnd(6)} ${SYSTEM_NAMES[system].padEnd(36)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50} ms  p99 ${m.p99} ms  ${m.cpuUs.toFixed(0)} µs CPU/req`);
         const key = `${system}|${scenario}`;
         samples.set(key, [...(samples.get(key) ?? []), m]);
       }
@@ -285,9 +299,16 @@ const config :Workerd.Config = (
     const a = med(limit, scenario);
     const b = med("b", scenario);
     const c = med("c", scenario);
-    for (const system of s.systems) {
+    for (const system of [...s.systems, ...s.extra]) {
       const m = med(system, scenario);
-      const ratios = system === "c" ? `${(c.rps / a.rps).toFixed(2)} | ${(c.rps / b.rps).toFixed(2)}` : " | ";
+      const ratios =
+        system === "c"
+          ? `${(c.rps / a.rps).toFixed(2)} | ${(c.rps / b.rps).toFixed(2)}`
+          : system === "d"
+            ? ` | ${(m.rps / b.rps).toFixed(2)} (d/b)`
+            : system === "min402"
+              ? `${(c.rps / m.rps).toFixed(2)} (c/this) | `
+              : " | ";
       const share = m.expectedShare < 1 ? ` (only ${(m.expectedShare * 100).toFixed(1)}% ${s.expect})` : "";
       rows.push(
         `| ${s.title} | ${SYSTEM_NAMES[system]}${share} | ${m.rps.toFixed(0)} | ${m.p50} | ${m.p99} | ${m.cpuUs.toFixed(0)} | ${ratios} | ${m.kvCalls ?? ""} |`,
@@ -306,8 +327,10 @@ const config :Workerd.Config = (
 Machine: ${cpu.length} × ${cpu[0]?.model ?? "unknown CPU"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, workerd ${WORKERD_VERSION}.
 Load: autocannon, ${CONNECTIONS} connections, ${DURATION} s per run, ${ROUNDS} interleaved rounds (system order rotating); medians over rounds.
 Everything on loopback; load generator, origin, facilitator stub and workerd share the machine's cores.
-\`workerd CPU µs/req\` = the runtime's own CPU time per request (all four Workers share one workerd; one runs at a time).
-\`KV calls\` = KV round-trips (this paywall) during the measured runs, at most over rounds.
+\`workerd CPU µs/req\` = the runtime's own CPU time per request (all Workers share one workerd; one runs at a time).
+\`KV calls\` = KV round-trips during the measured runs, at most over rounds (KV is a stand-in outside workerd, as it is remote in production).
+(a) bare 402 answers the paywall's own 402 bytes at once; the minimal 402 (three headers, empty v1 list, not payable) is shown for reference.
+(d) makes only the five round-trips of a fresh payment (KV get, /verify, origin, /settle, KV put) with no logic: d/b is the most c/b can reach with that design.
 
 | scenario | system | req/s | p50 ms | p99 ms | workerd CPU µs/req | c/a | c/b | KV calls |
 |---|---|---:|---:|---:|---:|---:|---:|---:|

@@ -1,11 +1,16 @@
 /**
  * The benchmark's loopback peers, in their own process so they do not share an event loop with the
- * load generator: an origin answering small JSON, and a facilitator stub that accepts every payment
- * at once (so the benchmark measures the Worker, not a chain). Usage: node bench/servers.ts ORIGIN_PORT FACILITATOR_PORT
+ * load generator: an origin answering small JSON, a facilitator stub that accepts every payment at
+ * once (so the benchmark measures the Worker, not a chain), and an in-memory stand-in for Workers
+ * KV. KV lives here, outside workerd, because in production it is a remote service too: inside
+ * workerd its side of every call would be billed to the Worker under test.
+ * Usage: node bench/servers.ts ORIGIN_PORT FACILITATOR_PORT KV_PORT PRICING_FILE
  */
+import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 
-const [originPort, facilitatorPort] = process.argv.slice(2).map(Number);
+const [originPort, facilitatorPort, kvPort] = process.argv.slice(2, 5).map(Number);
+const pricingDocument = readFileSync(process.argv[5] as string, "utf8");
 const body = JSON.stringify({ city: "paris", temperatureC: 12, conditions: "clear" });
 
 const origin = createServer((req, res) => {
@@ -45,6 +50,42 @@ const facilitator = createServer((req, res) => {
   });
 });
 
+// Speaks the KV binding's HTTP protocol as workerd sends it to a service:
+// GET/PUT/DELETE /<urlencoded key>?urlencoded=true[&expiration_ttl=N]. Counts every call, so the
+// benchmark can show how many KV round-trips each measured run made (GET /__stats).
+const store = new Map<string, string>();
+let kvCalls = 0;
+const kv = createServer((req, res) => {
+  const url = new URL(req.url ?? "/", "http://kv");
+  if (url.pathname === "/__stats") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ calls: kvCalls }));
+    return;
+  }
+  kvCalls++;
+  const key = decodeURIComponent(url.pathname.slice(1));
+  let raw = "";
+  req.setEncoding("utf8");
+  req.on("data", (chunk) => (raw += chunk));
+  req.on("end", () => {
+    if (req.method === "GET") {
+      const value = key === "pricing" ? pricingDocument : store.get(key);
+      res.writeHead(value === undefined ? 404 : 200, { "content-length": Buffer.byteLength(value ?? "") });
+      res.end(value ?? "");
+    } else if (req.method === "PUT" || req.method === "DELETE") {
+      if (req.method === "PUT") store.set(key, raw);
+      else store.delete(key);
+      res.writeHead(200, { "content-length": 0 });
+      res.end();
+    } else {
+      res.writeHead(405, { "content-length": 0 });
+      res.end();
+    }
+  });
+});
+
 origin.listen(originPort, "127.0.0.1", () => {
-  facilitator.listen(facilitatorPort, "127.0.0.1", () => console.log("ready"));
+  facilitator.listen(facilitatorPort, "127.0.0.1", () => {
+    kv.listen(kvPort, "127.0.0.1", () => console.log("ready"));
+  });
 });
