@@ -5,7 +5,7 @@
  */
 import { Hono } from "hono/tiny";
 import { type Bindings, parseConfig } from "./config.ts";
-import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES } from "./constants.ts";
+import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants.ts";
 import { fail } from "./errors.ts";
 import { createFacilitator } from "./facilitator.ts";
 import { BoundedMap } from "./memo.ts";
@@ -68,6 +68,7 @@ export function createApp(options: AppOptions = {}) {
           ...(config.facilitatorAuthorization ? { authorization: config.facilitatorAuthorization } : {}),
         }),
         payments: new BoundedMap(PAYMENT_MEMO_ENTRIES),
+        unpaid: new BoundedMap(PAYMENT_REQUIRED_MEMO_ENTRIES),
         nowMs: options.nowMs ?? Date.now,
         log,
       };

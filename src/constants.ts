@@ -33,8 +33,12 @@ export const RECEIPT_MEMO_ENTRIES = 10_000;
  */
 export const PAYMENT_MEMO_ENTRIES = 2_000;
 export const PAYMENT_MEMO_MAX_BYTES = 2_048;
-/** Encoded 402 answers kept in the isolate, per pricing version, route and URL. */
+/**
+ * Encoded 402 answers kept in the isolate, per pricing version, route and URL; and as many
+ * "this URL, unpaid, gets that 402" shortcuts. Only for URLs up to MEMO_MAX_URL_LENGTH.
+ */
 export const PAYMENT_REQUIRED_MEMO_ENTRIES = 1_000;
+export const MEMO_MAX_URL_LENGTH = 2_048;
 
 export const PRICING_KEY = "pricing";
 export const RECEIPT_KEY_PREFIX = "r:";

@@ -10,7 +10,7 @@
  * mid-body after a 2xx has still been paid for, exactly as with a direct paid API call.
  */
 import type { Config } from "./config.ts";
-import { HEADER, PAYMENT_MEMO_MAX_BYTES } from "./constants.ts";
+import { HEADER, MEMO_MAX_URL_LENGTH, PAYMENT_MEMO_MAX_BYTES } from "./constants.ts";
 import { type Failure, fail } from "./errors.ts";
 import type { Facilitator, SettleReply } from "./facilitator.ts";
 import type { BoundedMap } from "./memo.ts";
@@ -21,7 +21,16 @@ import type { PricingTable, Requirement, RouteRule } from "./pricing/document.ts
 import type { PricingStore, RetiredTable } from "./pricing/store.ts";
 import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts.ts";
 import { FieldReader } from "./request-fields.ts";
-import { errorResponse, markPaid, paymentFailureResponse, preflightResponse, withCors } from "./responses.ts";
+import {
+  answer402,
+  type Built402,
+  build402,
+  errorResponse,
+  markPaid,
+  paymentFailureResponse,
+  preflightResponse,
+  withCors,
+} from "./responses.ts";
 import { checkAuthorization, checkSignature, selectRequirement } from "./x402/checks.ts";
 import { encodeHeaderJson } from "./x402/codec.ts";
 import { toV1Network } from "./x402/networks.ts";
@@ -33,8 +42,10 @@ export interface Runtime {
   pricing: PricingStore;
   receipts: ReceiptStore;
   facilitator: Facilitator;
-  /** `<version><header>` → the decoded payment and its receipt key. */
+  /** Payment header → the decoded payment and its receipt key. */
   payments: BoundedMap<string, DecodedPayment>;
+  /** Request URL → the 402 it got when unpaid, for routes whose price reads nothing but the URL. */
+  unpaid: BoundedMap<string, UnpaidAnswer>;
   nowMs: () => number;
   log: (event: string, detail: Record<string, unknown>) => void;
 }
@@ -42,8 +53,15 @@ export interface Runtime {
 type WaitUntil = (promise: Promise<unknown>) => void;
 
 export interface DecodedPayment {
+  version: 1 | 2;
   payment: Payment;
   key: string;
+}
+
+export interface UnpaidAnswer {
+  pricingVersion: string;
+  method: string;
+  built: Built402;
 }
 
 /** `url` is `splitRawUrl(request.url)`, which the caller has already done. */
@@ -54,11 +72,25 @@ export async function handleRequest(
   waitUntil: WaitUntil,
 ): Promise<Response> {
   const { path, query } = url;
+  const nowMs = rt.nowMs();
+  const current = rt.pricing.current(nowMs);
+  // The same unpaid request as before gets the same 402 without checking the path or matching
+  // again: both depend only on the URL, the method and the table, which the shortcut is keyed on.
+  if (current?.ok) {
+    const unpaid = rt.unpaid.get(request.url);
+    if (
+      unpaid?.pricingVersion === current.table.version &&
+      unpaid.method === request.method &&
+      !hasPaymentHeader(request.headers)
+    ) {
+      return answer402(unpaid.built);
+    }
+  }
   const canonical = canonicalisePath(path);
   if (!canonical.ok) {
     return errorResponse(fail("non_canonical_path", "The request path is not in canonical form.", canonical.problem));
   }
-  const pricing = await rt.pricing.get(rt.nowMs());
+  const pricing = current ?? (await rt.pricing.get(nowMs));
   if (!pricing.ok) {
     return errorResponse(
       fail("pricing_unavailable", "No valid pricing table is loaded; refusing to serve.", pricing.why),
@@ -147,21 +179,23 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     return refuse(fail("payment_header_conflict", "Send PAYMENT-SIGNATURE or X-PAYMENT, not both."));
   }
   if (v2Header === null && v1Header === null) {
-    return paymentFailureResponse(
-      route,
-      resourceUrl,
-      fail("payment_required", "This resource requires payment."),
-      p.table.version,
-    );
+    const version = p.table.version;
+    const built = build402(route, resourceUrl, fail("payment_required", "This resource requires payment."), version);
+    // Only the URL chose this route and its price (no request fields): the next time it comes
+    // unpaid, handleRequest can answer at once.
+    if (p.fields === undefined && request.method !== "OPTIONS" && resourceUrl.length <= MEMO_MAX_URL_LENGTH) {
+      rt.unpaid.set(resourceUrl, { pricingVersion: version, method: request.method, built });
+    }
+    return answer402(built);
   }
   const version = v2Header !== null ? 2 : 1;
   const header = (v2Header ?? v1Header) as string;
-  let known = rt.payments.get(`${version}${header}`);
-  if (!known) {
+  let known = rt.payments.get(header);
+  if (known?.version !== version) {
     const decoded = decodePayment(header, version);
     if (!decoded.ok) return refuse(decoded.failure);
-    known = { payment: decoded.payment, key: await receiptKey(decoded.payment) };
-    if (header.length <= PAYMENT_MEMO_MAX_BYTES) rt.payments.set(`${version}${header}`, known);
+    known = { version, payment: decoded.payment, key: await receiptKey(decoded.payment) };
+    if (header.length <= PAYMENT_MEMO_MAX_BYTES) rt.payments.set(header, known);
   }
   const { payment, key } = known;
   const nowSeconds = Math.floor(rt.nowMs() / 1000);
@@ -325,6 +359,8 @@ function receiptHeader(version: 1 | 2, receipt: Receipt): [string, string] {
 }
 
 const encodedReceipts = new WeakMap<Receipt, { 1?: [string, string]; 2?: [string, string] }>();
+
+const hasPaymentHeader = (headers: Headers) => headers.has(HEADER.paymentSignature) || headers.has(HEADER.xPayment);
 
 /** The method a CORS preflight asks about, or undefined when this is not a preflight. */
 function preflightMethodOf(request: Request): string | undefined {

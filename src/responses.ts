@@ -2,7 +2,13 @@
  * Turning results into HTTP answers: error bodies, 402s in both protocol versions, CORS for
  * priced routes. Pure apart from building `Response` objects.
  */
-import { CACHE_CONTROL_402, CACHE_CONTROL_PAID, HEADER, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants.ts";
+import {
+  CACHE_CONTROL_402,
+  CACHE_CONTROL_PAID,
+  HEADER,
+  MEMO_MAX_URL_LENGTH,
+  PAYMENT_REQUIRED_MEMO_ENTRIES,
+} from "./constants.ts";
 import { type Failure, failureBody, statusOf } from "./errors.ts";
 import { BoundedMap } from "./memo.ts";
 import type { RouteRule } from "./pricing/document.ts";
@@ -30,12 +36,25 @@ export function paymentFailureResponse(
   failure: Failure,
   pricingVersion: string,
 ): Response {
-  const status = statusOf(failure.reason);
-  if (status !== 402) return withCors(errorResponse(failure));
+  if (statusOf(failure.reason) !== 402) return withCors(errorResponse(failure));
+  return answer402(build402(route, resourceUrl, failure, pricingVersion));
+}
+
+/** A 402's parts, built once and answered many times. */
+export interface Built402 {
+  body: string;
+  headers: Headers;
+}
+
+export const answer402 = (built: Built402): Response =>
+  new Response(built.body, { status: 402, headers: built.headers });
+
+/** The parts of a 402 for `failure` (whose status must be 402). */
+export function build402(route: RouteRule, resourceUrl: string, failure: Failure, pricingVersion: string): Built402 {
   // The plain "pay first" answer is the hot one and depends only on these, so it is built once.
   // The amount is part of the key: a per-unit price may depend on the body, which the URL does not show.
   const memoKey =
-    failure.detail === undefined
+    failure.detail === undefined && resourceUrl.length <= MEMO_MAX_URL_LENGTH
       ? `${pricingVersion}|${route.id}|${route.accepts[0]?.amount}|${failure.reason}|${resourceUrl}`
       : undefined;
   let built = memoKey === undefined ? undefined : built402.get(memoKey);
@@ -57,10 +76,10 @@ export function paymentFailureResponse(
     };
     if (memoKey !== undefined) built402.set(memoKey, built);
   }
-  return new Response(built.body, { status, headers: built.headers });
+  return built;
 }
 
-const built402 = new BoundedMap<string, { body: string; headers: Headers }>(PAYMENT_REQUIRED_MEMO_ENTRIES);
+const built402 = new BoundedMap<string, Built402>(PAYMENT_REQUIRED_MEMO_ENTRIES);
 
 /**
  * Marks an answer on a priced route: private, uncacheable, readable by browser buyers, plus any

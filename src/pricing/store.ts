@@ -46,19 +46,26 @@ export class PricingStore {
   private checkedAt = Number.NEGATIVE_INFINITY;
   private lastFailure: PricingState | undefined;
   private retired: RetiredTable[] = [];
+  /** `{ok: true, table, retired}` for the current pair, made once per refresh, not per request. */
+  private served: PricingState | undefined;
   private refreshing: Promise<void> | undefined;
 
   constructor(private readonly options: PricingStoreOptions) {}
 
+  /** The state while the cached table is fresh, without waiting; undefined when `get` must read KV. */
+  current(nowMs: number): PricingState | undefined {
+    return nowMs - this.checkedAt < this.options.cacheMs ? this.served : undefined;
+  }
+
   async get(nowMs: number): Promise<PricingState> {
-    if (nowMs - this.checkedAt >= this.options.cacheMs || !this.table) {
-      this.refreshing ??= this.refresh(nowMs).finally(() => {
-        this.refreshing = undefined;
-      });
-      await this.refreshing;
-    }
-    if (this.table) return { ok: true, table: this.table, retired: this.retired };
-    return this.lastFailure ?? { ok: false, why: "missing" };
+    const fresh = this.current(nowMs);
+    if (fresh) return fresh;
+    this.refreshing ??= this.refresh(nowMs).finally(() => {
+      this.served = this.table ? { ok: true, table: this.table, retired: this.retired } : undefined;
+      this.refreshing = undefined;
+    });
+    await this.refreshing;
+    return this.served ?? this.lastFailure ?? { ok: false, why: "missing" };
   }
 
   private async refresh(nowMs: number): Promise<void> {
