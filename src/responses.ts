@@ -16,7 +16,12 @@ import { encodeHeaderJson } from "./x402/codec.ts";
 import { buildPaymentRequired, buildPaymentRequiredV1 } from "./x402/requirements.ts";
 
 const JSON_TYPE = "application/json; charset=utf-8";
-const EXPOSED = [HEADER.paymentRequired, HEADER.paymentResponse, HEADER.xPaymentResponse, HEADER.pricingVersion];
+const EXPOSED_LIST = [
+  HEADER.paymentRequired,
+  HEADER.paymentResponse,
+  HEADER.xPaymentResponse,
+  HEADER.pricingVersion,
+].join(", ");
 
 /** Any failure that is not about paying: `{error, message, detail?}`, never cached. */
 export function errorResponse(failure: Failure): Response {
@@ -71,7 +76,7 @@ export function build402(route: RouteRule, resourceUrl: string, failure: Failure
         [HEADER.paymentRequired, encodeHeaderJson(buildPaymentRequired(route, resourceUrl, failure.reason))],
         [HEADER.pricingVersion, pricingVersion],
         ["access-control-allow-origin", "*"],
-        ["access-control-expose-headers", EXPOSED.join(", ")],
+        ["access-control-expose-headers", EXPOSED_LIST],
       ]),
     };
     if (memoKey !== undefined) built402.set(memoKey, built);
@@ -83,14 +88,29 @@ const built402 = new BoundedMap<string, Built402>(PAYMENT_REQUIRED_MEMO_ENTRIES)
 
 /**
  * Marks an answer on a priced route: private, uncacheable, readable by browser buyers, plus any
- * extra headers (the settlement). Always a copy: the origin's response headers are immutable.
+ * extra header (the settlement). Always a copy: the origin's response headers are immutable.
+ * One pass over the headers into a list, then one construction: each Headers method is a call
+ * into the runtime, and a copy plus its edits was most of an access-window request's own cost.
  */
 export function markPaid(response: Response, extra?: [name: string, value: string]): Response {
-  const headers = new Headers(response.headers);
-  headers.set("cache-control", CACHE_CONTROL_PAID);
-  headers.delete("expires");
-  if (extra) headers.set(extra[0], extra[1]);
-  return withCors(copyResponse(response, headers));
+  const extraName = extra?.[0].toLowerCase();
+  const headers: [string, string][] = [];
+  let allowOrigin = false;
+  let exposed = EXPOSED_LIST;
+  for (const header of response.headers) {
+    const name = header[0];
+    if (name === "cache-control" || name === "expires" || name === extraName) continue;
+    if (name === "access-control-expose-headers") {
+      exposed = `${header[1]}, ${EXPOSED_LIST}`;
+      continue;
+    }
+    if (name === "access-control-allow-origin") allowOrigin = true;
+    headers.push(header);
+  }
+  headers.push(["cache-control", CACHE_CONTROL_PAID], ["access-control-expose-headers", exposed]);
+  if (!allowOrigin) headers.push(["access-control-allow-origin", "*"]);
+  if (extra) headers.push(extra);
+  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }
 
 /**
@@ -106,7 +126,7 @@ export function withCors(response: Response): Response {
   const headers = response.headers;
   if (!headers.has("access-control-allow-origin")) headers.set("access-control-allow-origin", "*");
   const exposed = headers.get("access-control-expose-headers");
-  headers.set("access-control-expose-headers", exposed ? `${exposed}, ${EXPOSED.join(", ")}` : EXPOSED.join(", "));
+  headers.set("access-control-expose-headers", exposed ? `${exposed}, ${EXPOSED_LIST}` : EXPOSED_LIST);
   return response;
 }
 

@@ -71,6 +71,20 @@ export async function startOrigin(): Promise<{ port: number; close: () => Promis
       held.push(res);
       return;
     }
+    if (url.pathname === "/base/reports/with-headers") {
+      // An origin with opinions: two cookies, its own CORS and caching, an expiry.
+      res.writeHead(200, [
+        ["content-type", "text/plain"],
+        ["set-cookie", "a=1; Path=/"],
+        ["set-cookie", "b=2; Path=/"],
+        ["access-control-allow-origin", "https://app.example"],
+        ["access-control-expose-headers", "X-Origin-Own"],
+        ["cache-control", "public, max-age=600"],
+        ["expires", "Wed, 01 Jan 2099 00:00:00 GMT"],
+        ["x-origin-own", "kept"],
+      ]);
+      return res.end("report");
+    }
     if (url.pathname === "/base/redirect-away") {
       res.writeHead(302, { location: "https://elsewhere.example/landed" });
       return res.end();

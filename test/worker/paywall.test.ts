@@ -62,6 +62,24 @@ describe("free and unmatched routes", () => {
     expect(await originLog()).toEqual([]);
   });
 
+  it("drops hop-by-hop headers and the ones Connection names before forwarding a paid request", async () => {
+    const res = await call("/api/weather/paris", {
+      headers: {
+        "PAYMENT-SIGNATURE": await v2Header(),
+        connection: "X-Drop-Me, keep-alive",
+        "x-drop-me": "1",
+        "keep-alive": "timeout=5",
+        "x-kept": "1",
+      },
+    });
+    expect(res.status).toBe(200);
+    const [seen] = await originLog();
+    expect(seen?.headers["x-drop-me"]).toBeUndefined();
+    expect(seen?.headers["payment-signature"]).toBeUndefined();
+    expect(seen?.headers["x-kept"]).toBe("1");
+    expect(seen?.headers["x-payment-route"]).toBe("weather");
+  });
+
   it("strips a client's forged payer headers before forwarding", async () => {
     await call("/health", { headers: { "x-payment-payer": buyer.address, "x-payment-route": "weather" } });
     const [seen] = await originLog();
@@ -234,6 +252,27 @@ describe("access windows", () => {
     expect(decodeBase64Json(again.headers.get("PAYMENT-RESPONSE")).transaction).toBe(tx);
     expect(await facilitatorLog()).toEqual([]);
     expect((await originLog()).map((r) => r.headers["x-payment-route"])).toEqual(["reports"]);
+  });
+
+  it("keeps the origin's cookies and CORS choice on a paid answer, and makes it private", async () => {
+    const header = await v2Header({ requirement: requirement({ amount: "50000" }) });
+    const res = await call("/reports/with-headers", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(res.status).toBe(200);
+    expect(res.headers.getSetCookie()).toEqual(["a=1; Path=/", "b=2; Path=/"]);
+    expect(res.headers.get("access-control-allow-origin")).toBe("https://app.example");
+    expect(res.headers.get("access-control-expose-headers")).toBe(
+      "X-Origin-Own, PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, X-Pricing-Version",
+    );
+    expect(res.headers.get("cache-control")).toBe("private, no-store");
+    expect(res.headers.get("expires")).toBeNull();
+    expect(res.headers.get("x-origin-own")).toBe("kept");
+    expect(decodeBase64Json(res.headers.get("PAYMENT-RESPONSE")).success).toBe(true);
+    expect(await res.text()).toBe("report");
+    // The same, served again from the access window.
+    const again = await call("/reports/with-headers", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(again.headers.getSetCookie()).toEqual(["a=1; Path=/", "b=2; Path=/"]);
+    expect(again.headers.get("cache-control")).toBe("private, no-store");
+    expect(again.headers.get("access-control-allow-origin")).toBe("https://app.example");
   });
 
   it("does not open another route with a payment made for an access window", async () => {
