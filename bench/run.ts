@@ -45,13 +45,13 @@ const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 // A throwaway key: the facilitator stub moves no money.
 const BUYER = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
 
-type System = "a" | "a402" | "min402" | "b" | "c" | "d";
+type System = "a" | "a402" | "min402" | "b" | "c" | "d" | "dAccess";
 type Scenario = "free" | "402" | "access" | "fresh";
 /** `systems[0]` is the limit (a); `extra` are reference rows, measured in the same rotation. */
 const SCENARIOS: Record<Scenario, { title: string; path: string; expect: number; systems: System[]; extra: System[] }> = {
   free: { title: "free route", path: "/health", expect: 200, systems: ["a", "b", "c"], extra: [] },
   "402": { title: "priced, no payment (402)", path: "/api/weather/paris", expect: 402, systems: ["a402", "b", "c"], extra: ["min402"] },
-  access: { title: "priced, access-window receipt", path: "/reports/q1", expect: 200, systems: ["a", "b", "c"], extra: [] },
+  access: { title: "priced, access-window receipt", path: "/reports/q1", expect: 200, systems: ["a", "b", "c"], extra: ["dAccess"] },
   fresh: { title: "priced, fresh payment (verify + settle)", path: "/api/weather/paris", expect: 200, systems: ["a", "b", "c"], extra: ["d"] },
 };
 const SYSTEM_NAMES: Record<System, string> = {
@@ -61,6 +61,7 @@ const SYSTEM_NAMES: Record<System, string> = {
   b: "(b) @x402/hono reference",
   c: "(c) this paywall",
   d: "(d) floor: 5 round-trips, no logic",
+  dAccess: "(d) floor: the header edits, no logic",
 };
 
 interface Measured {
@@ -93,6 +94,7 @@ async function main() {
     b: await freePort(),
     c: await freePort(),
     d: await freePort(),
+    dAccess: await freePort(),
   };
   const children: ChildProcess[] = [];
   const stopAll = () => {
@@ -117,6 +119,7 @@ async function main() {
     [join(ROOT, "bench/workers/bare-402.js"), "bare-402.js"],
     [join(ROOT, "bench/workers/minimal-402.js"), "minimal-402.js"],
     [join(ROOT, "bench/workers/floor.js"), "floor.js"],
+    [join(ROOT, "bench/workers/floor-access.js"), "floor-access.js"],
   ] as const) {
     await copyFile(from, join(work, to));
   }
@@ -145,9 +148,10 @@ const config :Workerd.Config = (
       '(name = "RECEIPTS", kvNamespace = "kv")',
     ])}),
     (name = "d", worker = ${worker("floor.js", [text("ORIGIN_URL", origin), text("FACILITATOR_URL", facilitator), '(name = "RECEIPTS", kvNamespace = "kv")'])}),
+    (name = "dAccess", worker = ${worker("floor-access.js", [text("ORIGIN_URL", origin)])}),
     (name = "kv", external = (address = "127.0.0.1:${ports.kv}", http = ())),
   ],
-  sockets = [${Object.entries({ a: ports.a, a402: ports.a402, min402: ports.min402, b: ports.b, c: ports.c, d: ports.d })
+  sockets = [${Object.entries({ a: ports.a, a402: ports.a402, min402: ports.min402, b: ports.b, c: ports.c, d: ports.d, dAccess: ports.dAccess })
     .map(([name, port]) => socket(name, port, name))
     .join(", ")}],
 );
@@ -164,7 +168,7 @@ const config :Workerd.Config = (
   // (b)'s first request must be a priced one: @x402/hono starts its facilitator sync in the request
   // that builds it, and on Workers a later request may not await a promise made by an ended one.
   // (c) before (a) bare 402, which copies (c)'s answer on its first request.
-  for (const system of ["a", "c", "a402", "min402", "b", "d"] as const) {
+  for (const system of ["a", "c", "a402", "min402", "b", "d", "dAccess"] as const) {
     await waitFor(`workerd (${system})`, async () => (await fetch(url(system, "/api/weather/paris"))).status < 500, 20_000);
   }
 
@@ -306,6 +310,8 @@ const config :Workerd.Config = (
           ? `${(c.rps / a.rps).toFixed(2)} | ${(c.rps / b.rps).toFixed(2)}`
           : system === "d"
             ? ` | ${(m.rps / b.rps).toFixed(2)} (d/b)`
+            : system === "dAccess"
+              ? `${(m.rps / a.rps).toFixed(2)} (d/a) | `
             : system === "min402"
               ? `${(c.rps / m.rps).toFixed(2)} (c/this) | `
               : " | ";
@@ -330,7 +336,7 @@ Everything on loopback; load generator, origin, facilitator stub and workerd sha
 \`workerd CPU µs/req\` = the runtime's own CPU time per request (all Workers share one workerd; one runs at a time).
 \`KV calls\` = KV round-trips during the measured runs, at most over rounds (KV is a stand-in outside workerd, as it is remote in production).
 (a) bare 402 answers the paywall's own 402 bytes at once; the minimal 402 (three headers, empty v1 list, not payable) is shown for reference.
-(d) makes only the five round-trips of a fresh payment (KV get, /verify, origin, /settle, KV put) with no logic: d/b is the most c/b can reach with that design.
+(d) floors, for reference: for a fresh payment, only its five round-trips (KV get, /verify, origin, /settle, KV put), so d/b is the most c/b can reach with that design; for an access window, only the header edits a paid answer needs, so d/a is the most c/a can reach.
 
 | scenario | system | req/s | p50 ms | p99 ms | workerd CPU µs/req | c/a | c/b | KV calls |
 |---|---|---:|---:|---:|---:|---:|---:|---:|
