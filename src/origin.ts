@@ -44,6 +44,7 @@ const HOP_BY_HOP = [
 const OURS = [HEADER.paymentSignature, HEADER.xPayment, HEADER.payer, HEADER.route, HEADER.originSecret];
 const STRIPPED = new Set([...HOP_BY_HOP, ...OURS].map((name) => name.toLowerCase()));
 const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
+const DROPPED_BY_RUNTIME = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"]);
 
 export async function forwardToOrigin(config: Config, input: ForwardInput): Promise<Forwarded> {
   const { request } = input;
@@ -91,18 +92,29 @@ function forwardedHeaders(incoming: Headers, config: Config, input: ForwardInput
   return headers;
 }
 
-/** Returns the origin's response itself when there is nothing to change; a copy otherwise. */
+/**
+ * Returns the origin's response itself when there is nothing to change; a copy otherwise.
+ * The runtime drops `connection`, `keep-alive`, `te`, `trailer`, `transfer-encoding` and `upgrade`
+ * itself when it sends a response (checked with workerd 1.20261117: they are visible here and
+ * absent on the wire), so they cost no copy; nearly every HTTP/1.1 origin sends the first two.
+ * What it keeps and a proxy must not pass on: the `proxy-*` fields and the names `connection` lists.
+ */
 function cleanResponse(response: Response, config: Config, publicUrl: string): Response {
   let location: string | null = null;
-  const hopByHop: string[] = [];
+  let drop: string[] | undefined;
   for (const [name, value] of response.headers) {
     if (name === "location") location = value;
-    else if (HOP_BY_HOP_SET.has(name)) hopByHop.push(name);
+    else if (name === "connection") {
+      for (const listed of value.split(",")) {
+        const token = listed.trim().toLowerCase();
+        if (token && !DROPPED_BY_RUNTIME.has(token)) (drop ??= []).push(token);
+      }
+    } else if (HOP_BY_HOP_SET.has(name) && !DROPPED_BY_RUNTIME.has(name)) (drop ??= []).push(name);
   }
   const rewritten = location && config.originUrl ? rewriteLocation(location, config.originUrl, publicUrl) : location;
-  if (rewritten === location && hopByHop.length === 0) return response;
+  if (rewritten === location && drop === undefined) return response;
   const headers = new Headers(response.headers);
-  for (const name of hopByHop) headers.delete(name);
+  for (const name of drop ?? []) headers.delete(name);
   if (rewritten && rewritten !== location) headers.set("location", rewritten);
   return copyResponse(response, headers);
 }

@@ -91,6 +91,8 @@ const settleCount = () => stack.facilitator.calls.filter((c) => c.path === "/set
 describe("without paying", () => {
   it("passes a free route through to the origin", async () => {
     const res = await fetch(`${base}/health`);
+    // The origin (Node's http) sends Connection and Keep-Alive; the runtime keeps them off the wire.
+    expect(res.headers.get("keep-alive")).toBeNull();
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ status: "ok" });
     expect(stack.origin.received.at(-1)?.path).toBe("/health");

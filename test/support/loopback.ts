@@ -82,6 +82,9 @@ export async function startOrigin(): Promise<{ port: number; close: () => Promis
         ["cache-control", "public, max-age=600"],
         ["expires", "Wed, 01 Jan 2099 00:00:00 GMT"],
         ["x-origin-own", "kept"],
+        ["connection", "keep-alive, X-Hop"],
+        ["x-hop", "for the next hop only"],
+        ["proxy-authenticate", "Basic"],
       ]);
       return res.end("report");
     }

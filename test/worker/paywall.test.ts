@@ -266,6 +266,9 @@ describe("access windows", () => {
     expect(res.headers.get("cache-control")).toBe("private, no-store");
     expect(res.headers.get("expires")).toBeNull();
     expect(res.headers.get("x-origin-own")).toBe("kept");
+    // Hop-by-hop: what Connection names and proxy-* go; connection/keep-alive the runtime drops on the wire.
+    expect(res.headers.get("x-hop")).toBeNull();
+    expect(res.headers.get("proxy-authenticate")).toBeNull();
     expect(decodeBase64Json(res.headers.get("PAYMENT-RESPONSE")).success).toBe(true);
     expect(await res.text()).toBe("report");
     // The same, served again from the access window.
