@@ -68,27 +68,20 @@ export async function forwardToOrigin(config: Config, input: ForwardInput): Prom
   return { ok: true, response: cleanResponse(response, config, request.url) };
 }
 
-function forwardedHeaders(incoming: Headers, config: Config, input: ForwardInput): HeadersInit {
+function forwardedHeaders(incoming: Headers, config: Config, input: ForwardInput): Headers {
   const adds = input.payer !== undefined || input.routeId !== undefined || config.originSharedSecret !== undefined;
-  // One pass over the (few) incoming headers, and at most one construction: each Headers method
-  // is a call into the runtime.
-  const kept: [string, string][] = [];
-  let strip: string[] | undefined;
-  for (const header of incoming) {
-    const name = header[0];
-    if (STRIPPED.has(name)) {
-      strip ??= [];
-      strip.push(name);
-      if (name === "connection") for (const listed of header[1].split(",")) strip.push(listed.trim().toLowerCase());
-    } else {
-      kept.push(header);
-    }
+  // One pass over the (few) incoming headers: each has()/delete() is a call into the runtime.
+  const strip: string[] = [];
+  for (const [name, value] of incoming) {
+    if (STRIPPED.has(name)) strip.push(name);
+    if (name === "connection") for (const listed of value.split(",")) if (listed.trim()) strip.push(listed.trim());
   }
-  if (!adds && strip === undefined) return incoming;
-  const headers = strip === undefined ? kept : kept.filter((header) => !strip.includes(header[0]));
-  if (input.payer) headers.push([HEADER.payer, input.payer]);
-  if (input.routeId) headers.push([HEADER.route, input.routeId]);
-  if (config.originSharedSecret) headers.push([HEADER.originSecret, config.originSharedSecret]);
+  if (!adds && strip.length === 0) return incoming;
+  const headers = new Headers(incoming);
+  for (const name of strip) headers.delete(name);
+  if (input.payer) headers.set(HEADER.payer, input.payer);
+  if (input.routeId) headers.set(HEADER.route, input.routeId);
+  if (config.originSharedSecret) headers.set(HEADER.originSecret, config.originSharedSecret);
   return headers;
 }
 

@@ -88,29 +88,14 @@ const built402 = new BoundedMap<string, Built402>(PAYMENT_REQUIRED_MEMO_ENTRIES)
 
 /**
  * Marks an answer on a priced route: private, uncacheable, readable by browser buyers, plus any
- * extra header (the settlement). Always a copy: the origin's response headers are immutable.
- * One pass over the headers into a list, then one construction: each Headers method is a call
- * into the runtime, and a copy plus its edits was most of an access-window request's own cost.
+ * extra headers (the settlement). Always a copy: the origin's response headers are immutable.
  */
 export function markPaid(response: Response, extra?: [name: string, value: string]): Response {
-  const extraName = extra?.[0].toLowerCase();
-  const headers: [string, string][] = [];
-  let allowOrigin = false;
-  let exposed = EXPOSED_LIST;
-  for (const header of response.headers) {
-    const name = header[0];
-    if (name === "cache-control" || name === "expires" || name === extraName) continue;
-    if (name === "access-control-expose-headers") {
-      exposed = `${header[1]}, ${EXPOSED_LIST}`;
-      continue;
-    }
-    if (name === "access-control-allow-origin") allowOrigin = true;
-    headers.push(header);
-  }
-  headers.push(["cache-control", CACHE_CONTROL_PAID], ["access-control-expose-headers", exposed]);
-  if (!allowOrigin) headers.push(["access-control-allow-origin", "*"]);
-  if (extra) headers.push(extra);
-  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  const headers = new Headers(response.headers);
+  headers.set("cache-control", CACHE_CONTROL_PAID);
+  headers.delete("expires");
+  if (extra) headers.set(extra[0], extra[1]);
+  return withCors(copyResponse(response, headers));
 }
 
 /**
