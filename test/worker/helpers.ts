@@ -151,3 +151,15 @@ export function decodeBase64Json(value: string | null): any {
   if (value === null) throw new Error("header missing");
   return JSON.parse(atob(value));
 }
+
+/** The amount of the first requirement in a 402's PAYMENT-REQUIRED header. */
+export function amountOf(res: Response): string {
+  return decodeBase64Json(res.headers.get("PAYMENT-REQUIRED")).accepts[0].amount;
+}
+
+/** An ExecutionContext for tests that call an app's fetch directly. */
+export const testCtx = {
+  waitUntil: () => {},
+  passThroughOnException: () => {},
+  props: {},
+} as unknown as ExecutionContext;

@@ -7,12 +7,14 @@ import { env } from "cloudflare:workers";
 import { beforeEach, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
 import {
+  amountOf,
   facilitatorLog,
   originLog,
   PRICING,
   requirement,
   resetServers,
   setPricing,
+  testCtx,
   v1Header,
   v2Header,
 } from "./helpers.ts";
@@ -21,14 +23,13 @@ const CACHE_SECONDS = 10;
 let now: number;
 let app: ReturnType<typeof createApp>;
 const cachedEnv = { ...env, PRICING_CACHE_SECONDS: String(CACHE_SECONDS) } as never;
-const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
+
 const get = (headers: Record<string, string> = {}) =>
-  app.fetch(new Request("https://paywall.example/api/weather/paris", { headers }), cachedEnv, ctx);
+  app.fetch(new Request("https://paywall.example/api/weather/paris", { headers }), cachedEnv, testCtx);
 const priced = (price: string) => ({
   ...PRICING,
   routes: PRICING.routes.map((r) => (r.id === "weather" ? { ...r, price } : r)),
 });
-const amountOf = async (res: Response) => JSON.parse(atob(res.headers.get("PAYMENT-REQUIRED") ?? "")).accepts[0].amount;
 
 beforeEach(async () => {
   await resetServers();
@@ -88,7 +89,7 @@ it("honours an old body-dependent price, reading the body only for the old table
   now += CACHE_SECONDS * 1000;
   const body = '{"service": "big", "prompt": "hi"}';
   const post = (headers: Record<string, string> = {}) =>
-    app.fetch(new Request("https://paywall.example/infer", { method: "POST", headers, body }), cachedEnv, ctx);
+    app.fetch(new Request("https://paywall.example/infer", { method: "POST", headers, body }), cachedEnv, testCtx);
   expect(await amountOf(await post())).toBe("10000");
   const paidAtOldPrice = await v2Header({ requirement: requirement({ amount: "10000" }) });
 

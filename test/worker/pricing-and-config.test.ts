@@ -6,8 +6,8 @@ import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
 import {
+  amountOf,
   call,
-  decodeBase64Json,
   facilitatorLog,
   originLog,
   PAY_TO,
@@ -15,11 +15,10 @@ import {
   requirement,
   resetServers,
   setPricing,
+  testCtx,
   testEnv,
   v2Header,
 } from "./helpers.ts";
-
-const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
 
 beforeEach(async () => {
   await resetServers();
@@ -30,19 +29,15 @@ function priced(price: string) {
   return { ...PRICING, routes: PRICING.routes.map((r) => (r.id === "weather" ? { ...r, price } : r)) };
 }
 
-async function amountOf(res: Response): Promise<string> {
-  return decodeBase64Json(res.headers.get("PAYMENT-REQUIRED")).accepts[0].amount;
-}
-
 describe("pricing from KV", () => {
   it("fails closed with 503 when KV has never held a valid document", async () => {
     await testEnv.PRICING.delete("pricing");
     const app = createApp();
-    const res = await app.fetch(new Request("https://paywall.example/health"), env, ctx);
+    const res = await app.fetch(new Request("https://paywall.example/health"), env, testCtx);
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error: "pricing_unavailable", detail: "missing" });
     await setPricing("{ not json");
-    const invalid = await createApp().fetch(new Request("https://paywall.example/api/weather/x"), env, ctx);
+    const invalid = await createApp().fetch(new Request("https://paywall.example/api/weather/x"), env, testCtx);
     expect(invalid.status).toBe(503);
     expect(await invalid.json()).toMatchObject({ error: "pricing_unavailable", detail: "invalid" });
     expect(await originLog()).toEqual([]);
@@ -50,10 +45,10 @@ describe("pricing from KV", () => {
 
   it("keeps serving the last valid table when KV later holds an invalid document", async () => {
     const app = createApp();
-    const first = await app.fetch(new Request("https://paywall.example/api/weather/x"), env, ctx);
+    const first = await app.fetch(new Request("https://paywall.example/api/weather/x"), env, testCtx);
     expect(await amountOf(first)).toBe("1000");
     await setPricing({ version: 1, routes: [{ id: "broken", match: "GET /x", price: "$-1" }] });
-    const after = await app.fetch(new Request("https://paywall.example/api/weather/x"), env, ctx);
+    const after = await app.fetch(new Request("https://paywall.example/api/weather/x"), env, testCtx);
     expect(after.status).toBe(402);
     expect(await amountOf(after)).toBe("1000");
   });
@@ -62,7 +57,7 @@ describe("pricing from KV", () => {
     let now = 1_800_000_000_000;
     const app = createApp({ nowMs: () => now });
     const cachedEnv = { ...env, PRICING_CACHE_SECONDS: "30" };
-    const get = () => app.fetch(new Request("https://paywall.example/api/weather/x"), cachedEnv, ctx);
+    const get = () => app.fetch(new Request("https://paywall.example/api/weather/x"), cachedEnv, testCtx);
     expect(await amountOf(await get())).toBe("1000");
     await setPricing(priced("$0.002"));
     now += 29_000;
@@ -97,7 +92,7 @@ describe("access window end", () => {
     let now = Date.now();
     const pending: Promise<unknown>[] = [];
     const app = createApp({ nowMs: () => now });
-    const waitCtx = { ...ctx, waitUntil: (p: Promise<unknown>) => void pending.push(p) } as ExecutionContext;
+    const waitCtx = { ...testCtx, waitUntil: (p: Promise<unknown>) => void pending.push(p) } as ExecutionContext;
     const header = await v2Header({ requirement: requirement({ amount: "50000" }) });
     const get = () =>
       app.fetch(
@@ -134,7 +129,7 @@ describe("configuration", () => {
     const res = await createApp().fetch(
       new Request("https://paywall.example/health"),
       { ...env, ...patch } as never,
-      ctx,
+      testCtx,
     );
     expect(res.status).toBe(500);
     const body = (await res.json()) as { error: string; message: string; detail: string };
@@ -148,7 +143,7 @@ describe("configuration", () => {
     const res = await createApp().fetch(
       new Request("https://paywall.example/health"),
       { ...env, FACILITATOR_AUTHORIZATION: secret },
-      ctx,
+      testCtx,
     );
     expect(res.status).toBe(500);
     const text = await res.text();
@@ -162,7 +157,7 @@ describe("configuration", () => {
     const res = await app.fetch(
       new Request("https://paywall.example/api/weather/x", { headers: { "PAYMENT-SIGNATURE": await v2Header() } }),
       secrets,
-      ctx,
+      testCtx,
     );
     expect(res.status).toBe(200);
     const [seen] = await originLog();
@@ -187,7 +182,7 @@ describe("built-in endpoints", () => {
 
   it("GET /__x402/health answers 200 even with no pricing", async () => {
     await testEnv.PRICING.delete("pricing");
-    const res = await createApp().fetch(new Request("https://paywall.example/__x402/health"), env, ctx);
+    const res = await createApp().fetch(new Request("https://paywall.example/__x402/health"), env, testCtx);
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ pricing: { loaded: false } });
   });
@@ -291,12 +286,12 @@ describe("service-binding origin", () => {
       ORIGIN_URL: undefined,
     };
     const app = createApp();
-    const free = await app.fetch(new Request("https://paywall.example/health?q=1"), bound, ctx);
+    const free = await app.fetch(new Request("https://paywall.example/health?q=1"), bound, testCtx);
     expect(await free.json()).toMatchObject({ via: "service-binding", url: "https://paywall.example/health?q=1" });
     const paid = await app.fetch(
       new Request("https://paywall.example/api/weather/x", { headers: { "PAYMENT-SIGNATURE": await v2Header() } }),
       bound,
-      { ...ctx, waitUntil: () => {} } as ExecutionContext,
+      { ...testCtx, waitUntil: () => {} } as ExecutionContext,
     );
     expect(paid.status).toBe(200);
     expect(await paid.json()).toMatchObject({ via: "service-binding", route: "weather", payment: null });

@@ -7,16 +7,24 @@
 import { env } from "cloudflare:workers";
 import { beforeEach, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
-import { facilitatorLog, originLog, PRICING, resetServers, setPricing, v2Header } from "./helpers.ts";
+import {
+  amountOf,
+  facilitatorLog,
+  originLog,
+  PRICING,
+  resetServers,
+  setPricing,
+  testCtx,
+  v2Header,
+} from "./helpers.ts";
 
 const CACHE_SECONDS = 10;
 let now: number;
 let app: ReturnType<typeof createApp>;
 const cachedEnv = { ...env, PRICING_CACHE_SECONDS: String(CACHE_SECONDS) } as never;
-const ctx = { waitUntil: () => {}, passThroughOnException: () => {}, props: {} } as unknown as ExecutionContext;
+
 const call = (path: string, init?: RequestInit) =>
-  app.fetch(new Request(`https://paywall.example${path}`, init), cachedEnv, ctx);
-const amountOf = (res: Response) => JSON.parse(atob(res.headers.get("PAYMENT-REQUIRED") ?? "")).accepts[0].amount;
+  app.fetch(new Request(`https://paywall.example${path}`, init), cachedEnv, testCtx);
 
 const WITH_BODY_PRICES = {
   ...PRICING,
