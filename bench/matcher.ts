@@ -1,6 +1,6 @@
 /**
  * `npm run bench:matcher`: the pricing matcher at scale. Prints, for tables of 25k, 50k and 100k
- * routes: full compile time (JSON parse + schema + prices + trie), trie-only compile time, the
+ * routes: full compile time (JSON parse + schema + prices + trie), matcher-only compile time (static map + trie), the
  * median time of one match, and heap growth per route (should stay flat: linear memory).
  * Medians over repeated runs; run with `node --expose-gc` (the npm script does) for clean heap figures.
  */
@@ -58,7 +58,7 @@ function requestsFor(n: number): [string, string[]][] {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 console.log(
-  "| routes | full compile ms (KV text → table) | of which JSON.parse ms | trie only ms | match µs (median) | heap MiB | heap bytes/route |",
+  "| routes | full compile ms (KV text → table) | of which JSON.parse ms | matcher only ms | match µs (median) | heap MiB | heap bytes/route |",
 );
 console.log("|---:|---:|---:|---:|---:|---:|---:|");
 for (const n of SIZES) {

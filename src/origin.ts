@@ -94,20 +94,20 @@ function forwardedHeaders(incoming: Headers, config: Config, input: ForwardInput
  */
 function cleanResponse(response: Response, config: Config, publicUrl: string): Response {
   let location: string | null = null;
-  let drop: string[] | undefined;
+  const drop: string[] = [];
   for (const [name, value] of response.headers) {
     if (name === "location") location = value;
     else if (name === "connection") {
       for (const listed of value.split(",")) {
         const token = listed.trim().toLowerCase();
-        if (token && !DROPPED_BY_RUNTIME.has(token)) (drop ??= []).push(token);
+        if (token && !DROPPED_BY_RUNTIME.has(token)) drop.push(token);
       }
-    } else if (HOP_BY_HOP_SET.has(name) && !DROPPED_BY_RUNTIME.has(name)) (drop ??= []).push(name);
+    } else if (HOP_BY_HOP_SET.has(name) && !DROPPED_BY_RUNTIME.has(name)) drop.push(name);
   }
   const rewritten = location && config.originUrl ? rewriteLocation(location, config.originUrl, publicUrl) : location;
-  if (rewritten === location && drop === undefined) return response;
+  if (rewritten === location && drop.length === 0) return response;
   const headers = new Headers(response.headers);
-  for (const name of drop ?? []) headers.delete(name);
+  for (const name of drop) headers.delete(name);
   if (rewritten && rewritten !== location) headers.set("location", rewritten);
   return copyResponse(response, headers);
 }

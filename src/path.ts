@@ -63,15 +63,22 @@ export function canonicalisePath(path: string): CanonicalPath {
 }
 
 /** Returns what is wrong with one raw segment, or undefined when it is canonical. */
-export function checkSegment(segment: string): PathProblem | undefined {
-  if (segment === "") return "empty_segment";
-  if (segment === "." || segment === "..") return "dot_segment";
+export const checkSegment = (segment: string): PathProblem | undefined => checkSegmentAt(segment, 0, segment.length);
+
+/** `checkSegment` for `text.slice(start, end)`, without making that string. */
+export function checkSegmentAt(text: string, start: number, end: number): PathProblem | undefined {
+  if (end === start) return "empty_segment";
+  if (
+    text.charCodeAt(start) === 0x2e &&
+    (end - start === 1 || (end - start === 2 && text.charCodeAt(start + 1) === 0x2e))
+  )
+    return "dot_segment";
   let hasPercent = false;
-  for (let i = 0; i < segment.length; i++) {
-    const c = segment.charCodeAt(i);
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
     if (c === 0x25) {
       hasPercent = true;
-      const problem = checkPercent(segment, i);
+      const problem = i + 2 < end ? checkPercent(text, i) : "malformed_percent";
       if (problem) return problem;
       i += 2;
     } else if (c === 0x5c) {
@@ -80,7 +87,7 @@ export function checkSegment(segment: string): PathProblem | undefined {
       return "illegal_character";
     }
   }
-  if (hasPercent && !isUtf8(segment)) return "invalid_utf8";
+  if (hasPercent && !isUtf8(text.slice(start, end))) return "invalid_utf8";
   return undefined;
 }
 

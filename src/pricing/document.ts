@@ -20,9 +20,10 @@ import {
   type RouteEntry,
   type RouteGroup,
 } from "./conditions.ts";
+import { IdIndex } from "./id-index.ts";
 import { type Matcher, matcherBuilder } from "./matcher.ts";
 import { checkAtomic, type MoneyResult, usdToAtomic } from "./money.ts";
-import { parsePattern } from "./pattern.ts";
+import { literalKey, parsePattern } from "./pattern.ts";
 
 export interface Requirement {
   scheme: "exact";
@@ -224,17 +225,7 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
   const grouped = new Set<RouteGroup>();
   /** Every rule, in document order. */
   const compiled: RouteRule[] = [];
-  const ids = new Set<string>();
-  // Index of the first route with each id, built only if a problem needs to name one (once: a
-  // document that repeats 100k routes must not cost 100k scans).
-  let firstIndex: Map<string, number> | undefined;
-  const indexOfId = (id: string): number => {
-    if (!firstIndex) {
-      firstIndex = new Map();
-      for (let k = doc.routes.length - 1; k >= 0; k--) firstIndex.set((doc.routes[k] as Route).id, k);
-    }
-    return firstIndex.get(id) ?? -1;
-  };
+  const ids = new IdIndex(doc.routes.length, (k) => (doc.routes[k] as Route).id);
   const defaultMimeType = doc.defaults?.mimeType ?? "application/json";
   const merge = (existing: RouteEntry, added: RouteEntry): RouteGroup => {
     const group = isGroup(existing) ? existing : { rules: [existing], fields: [] };
@@ -246,18 +237,14 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
   // A plain loop, and JSON paths built only for problems: this runs 100k times for a big table.
   for (let i = 0; i < doc.routes.length; i++) {
     const route = doc.routes[i] as Route;
-    // One Set operation per route (hashing ids is a large part of this loop); the first holder of
-    // a repeated id is looked up only then.
-    const known = ids.size;
-    if (ids.add(route.id).size === known) {
-      problems.push({
-        path: `${at(i)}.id`,
-        message: `duplicate id "${route.id}" (also routes[${indexOfId(route.id)}])`,
-      });
-    }
+    const first = ids.add(i);
+    if (first >= 0)
+      problems.push({ path: `${at(i)}.id`, message: `duplicate id "${route.id}" (also routes[${first}])` });
 
-    const pattern = parsePattern(route.match);
-    if (!pattern.ok) problems.push({ path: `${at(i)}.match`, message: pattern.problem });
+    // Most routes of a big table are all-literal paths in the usual spelling: no parse for those.
+    const key = literalKey(route.match);
+    const pattern = key === undefined ? parsePattern(route.match) : undefined;
+    if (pattern && !pattern.ok) problems.push({ path: `${at(i)}.match`, message: pattern.problem });
 
     const accepts = compileAcceptsCached(route, ctx, i, problems);
     if (route.access && accepts.length === 0) {
@@ -265,7 +252,7 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     }
     const when = route.when ? compileWhen(route.when, `${at(i)}.when`, problems) : undefined;
     const per = route.per ? compilePer(route, accepts, `${at(i)}.per`, problems) : undefined;
-    if (pattern.ok) {
+    if (pattern === undefined || pattern.ok) {
       const rule: RouteRule = {
         id: route.id,
         match: route.match,
@@ -279,13 +266,14 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
       compiled.push(rule);
       // Rules with the same method and path shape form one group, told apart by their conditions.
       const entry: RouteEntry = when || per ? { rules: [rule], fields: groupFields([rule]) } : rule;
-      builder.add(pattern.pattern, entry, merge);
+      if (pattern) builder.add(pattern.pattern, entry, merge);
+      else builder.addStatic(key as string, entry, merge);
     }
   }
 
   for (const group of grouped) {
     const { ordered, ambiguous, same } = orderGroup(group.rules);
-    const indexOf = (k: number) => indexOfId(group.rules[k]?.id ?? "");
+    const indexOf = (k: number) => ids.indexOf(group.rules[k]?.id ?? "");
     for (const [a, b] of same) {
       const [first, later] = [indexOf(a), indexOf(b)].sort((x, y) => x - y);
       const route = doc.routes[later ?? -1];

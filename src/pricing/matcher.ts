@@ -1,5 +1,5 @@
 /**
- * Compiled route matcher: a segment trie. Pure.
+ * Compiled route matcher: a map of all-literal routes, then a segment trie for the rest. Pure.
  *
  * Precedence (independent of rule order): compared segment by segment from the left, a literal
  * beats a `:param`, which beats a trailing `*`; so a longer literal prefix wins, and an exact end
@@ -8,6 +8,10 @@
  * Matching is a depth-first walk that tries children in that order and backtracks, so the first
  * rule found is the most specific one.
  *
+ * A rule whose segments are all literals beats every other rule on its own path, so such rules sit
+ * in one Map keyed by their pattern ("GET /a/b", or "/a/b" for any method), which is the usual
+ * spelling: a big table's static routes cost one Map entry each, no split and no trie nodes.
+ *
  * Built for tables of 100k routes: rules ending at a node are a flat `[method, value, …]` list
  * (nodes rarely hold more than one, and a Map per node was most of the build's garbage), and the
  * builder hands a taken slot to its caller to merge instead of collecting pairs.
@@ -15,6 +19,13 @@
 import { isParam, isWildcard, type Pattern } from "./pattern.ts";
 
 interface Node<T> {
+  /**
+   * The first literal child, kept inline: most nodes of a big table lie on one route's own tail
+   * and have just one, so a Map is made only for a second.
+   */
+  key: string | undefined;
+  child: Node<T> | undefined;
+  /** Every literal child, once there are two or more. */
   literals: Map<string, Node<T>> | undefined;
   param: Node<T> | undefined;
   /** Rules ending exactly here: method ("*" = any), value, method, value, … */
@@ -27,23 +38,87 @@ export interface Matcher<T> {
   match(method: string, segments: readonly string[]): T | undefined;
 }
 
+type Merge<T> = (existing: T, added: T) => T;
+
 export interface MatcherBuilder<T> {
   /**
    * Adds a rule. If a rule with the same method and shape is already there, its value is returned
    * and replaced by `merge(existing, value)`, or kept as it is without `merge`.
    */
-  add(pattern: Pattern, value: T, merge?: (existing: T, added: T) => T): T | undefined;
+  add(pattern: Pattern, value: T, merge?: Merge<T>): T | undefined;
+  /** Adds an all-literal rule by its key (see `staticKey`), the same way. */
+  addStatic(key: string, value: T, merge?: Merge<T>): T | undefined;
   matcher: Matcher<T>;
 }
 
-const newNode = <T>(): Node<T> => ({ literals: undefined, param: undefined, exact: undefined, wildcard: undefined });
+const newNode = <T>(): Node<T> => ({
+  key: undefined,
+  child: undefined,
+  literals: undefined,
+  param: undefined,
+  exact: undefined,
+  wildcard: undefined,
+});
+
+/** The static map's key of an all-literal pattern: "METHOD /a/b", or "/a/b" for any method. */
+export const staticKey = (method: string, segments: readonly string[]) =>
+  method === "*" ? `/${segments.join("/")}` : `${method} /${segments.join("/")}`;
 
 export function matcherBuilder<T>(): MatcherBuilder<T> {
   const root = newNode<T>();
-  return {
-    add: (pattern, value, merge) => add(root, pattern, value, merge),
-    matcher: { match: (method, segments) => walk(root, method, segments, 0) },
+  const statics: Statics<T> = { rules: new Map(), depths: 0, methods: new Set() };
+  const addStatic = (key: string, value: T, merge?: Merge<T>) => {
+    const existing = statics.rules.get(key);
+    if (existing === undefined) {
+      statics.rules.set(key, value);
+      const space = key.indexOf(" ");
+      statics.methods.add(space < 0 ? "*" : key.slice(0, space));
+      statics.depths |= 1 << depthBit(key.endsWith("/") ? 0 : slashes(key));
+    } else if (merge) statics.rules.set(key, merge(existing, value));
+    return existing;
   };
+  return {
+    add: (pattern, value, merge) =>
+      pattern.segments.every(isLiteral)
+        ? addStatic(staticKey(pattern.method, pattern.segments), value, merge)
+        : add(root, pattern, value, merge),
+    addStatic,
+    matcher: {
+      match: (method, segments) => matchStatic(statics, method, segments) ?? walk(root, method, segments, 0),
+    },
+  };
+}
+
+interface Statics<T> {
+  rules: Map<string, T>;
+  /** Bit d is set when some static rule has d segments (bit 31: 31 or more): most misses stop here. */
+  depths: number;
+  /** The methods static rules name ("*" for any), so a lookup that cannot hit is not made. */
+  methods: Set<string>;
+}
+
+const isLiteral = (segment: string) => !isParam(segment) && !isWildcard(segment);
+const depthBit = (depth: number) => Math.min(depth, 31);
+
+function slashes(key: string): number {
+  let n = 0;
+  for (let i = key.indexOf("/"); i >= 0; i = key.indexOf("/", i + 1)) n++;
+  return n;
+}
+
+/** The all-literal rule for this path: this method's, else (for HEAD) GET's, else any method's. */
+function matchStatic<T>(statics: Statics<T>, method: string, segments: readonly string[]): T | undefined {
+  if (((statics.depths >>> depthBit(segments.length)) & 1) === 0) return undefined;
+  const own = statics.methods.has(method);
+  const get = method === "HEAD" && statics.methods.has("GET");
+  const any = statics.methods.has("*");
+  if (!own && !get && !any) return undefined;
+  const path = `/${segments.join("/")}`;
+  return (
+    (own ? statics.rules.get(`${method} ${path}`) : undefined) ??
+    (get ? statics.rules.get(`GET ${path}`) : undefined) ??
+    (any ? statics.rules.get(path) : undefined)
+  );
 }
 
 /**
@@ -63,7 +138,7 @@ export function compileMatcher<T>(
   return { match: builder.matcher.match, duplicates };
 }
 
-function add<T>(root: Node<T>, pattern: Pattern, value: T, merge?: (existing: T, added: T) => T): T | undefined {
+function add<T>(root: Node<T>, pattern: Pattern, value: T, merge?: Merge<T>): T | undefined {
   let node = root;
   let endsInWildcard = false;
   for (const segment of pattern.segments) {
@@ -73,18 +148,16 @@ function add<T>(root: Node<T>, pattern: Pattern, value: T, merge?: (existing: T,
       node.param ??= newNode();
       node = node.param;
     } else {
-      node.literals ??= new Map();
-      let next = node.literals.get(segment);
-      if (!next) {
-        next = newNode();
-        node.literals.set(segment, next);
-      }
-      node = next;
+      node = literalChild(node, segment);
     }
   }
-  let slot: (string | T)[];
-  if (endsInWildcard) slot = node.wildcard ??= [];
-  else slot = node.exact ??= [];
+  const slot = endsInWildcard ? node.wildcard : node.exact;
+  if (!slot) {
+    // Sized to the one rule: `[]` then push reserves 17 slots, and 100k of those are garbage.
+    if (endsInWildcard) node.wildcard = [pattern.method, value];
+    else node.exact = [pattern.method, value];
+    return undefined;
+  }
   for (let i = 0; i < slot.length; i += 2) {
     if (slot[i] !== pattern.method) continue;
     const existing = slot[i + 1] as T;
@@ -95,12 +168,33 @@ function add<T>(root: Node<T>, pattern: Pattern, value: T, merge?: (existing: T,
   return undefined;
 }
 
+/** The literal child for `segment`, made if it is not there yet. */
+function literalChild<T>(node: Node<T>, segment: string): Node<T> {
+  if (node.key === undefined) {
+    node.key = segment;
+    node.child = newNode();
+    return node.child;
+  }
+  if (node.key === segment) return node.child as Node<T>;
+  if (!node.literals) {
+    node.literals = new Map();
+    node.literals.set(node.key, node.child as Node<T>);
+  }
+  let next = node.literals.get(segment);
+  if (!next) {
+    next = newNode();
+    node.literals.set(segment, next);
+  }
+  return next;
+}
+
 function walk<T>(node: Node<T>, method: string, segments: readonly string[], i: number): T | undefined {
   if (i === segments.length) {
     const found = pick(node.exact, method);
     if (found !== undefined) return found;
   } else {
-    const literal = node.literals?.get(segments[i] as string);
+    const segment = segments[i] as string;
+    const literal = node.literals ? node.literals.get(segment) : node.key === segment ? node.child : undefined;
     if (literal) {
       const found = walk(literal, method, segments, i + 1);
       if (found !== undefined) return found;

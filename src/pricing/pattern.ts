@@ -4,7 +4,7 @@
  * with the canonical request segments; `:name` matches one segment; a trailing `*` matches zero or
  * more segments. One trailing "/" is ignored, as it is for requests.
  */
-import { checkSegment } from "../path.ts";
+import { checkSegment, checkSegmentAt } from "../path.ts";
 
 export interface Pattern {
   /** Upper-case method, or "*" for any method. */
@@ -70,4 +70,26 @@ export function parsePattern(source: string): PatternResult {
     }
   }
   return { ok: true, pattern: { method, segments } };
+}
+
+/**
+ * The matcher's static key (see matcher.ts `staticKey`) of a pattern in the usual spelling whose
+ * segments are all canonical literals: the source itself, found without splitting it. Anything
+ * else (a parameter, a wildcard, a trailing "/", unusual spacing, a problem) gives undefined, and
+ * `parsePattern` reads it instead.
+ */
+export function literalKey(source: string): string | undefined {
+  if (!PLAIN.test(source)) return undefined;
+  const start = source.indexOf("/");
+  if (start === source.length - 1) return source;
+  if (source.charCodeAt(source.length - 1) === 0x2f) return undefined;
+  for (let from = start + 1; from <= source.length; ) {
+    let end = source.indexOf("/", from);
+    if (end < 0) end = source.length;
+    const first = source.charCodeAt(from);
+    if (first === 0x3a /* : */ || (first === 0x2a /* * */ && end - from === 1)) return undefined;
+    if (checkSegmentAt(source, from, end) !== undefined) return undefined;
+    from = end + 1;
+  }
+  return source;
 }

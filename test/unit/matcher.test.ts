@@ -1,7 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { compileMatcher } from "../../src/pricing/matcher.ts";
-import { parsePattern } from "../../src/pricing/pattern.ts";
+import { compilePricing } from "../../src/pricing/document.ts";
+import { compileMatcher, staticKey } from "../../src/pricing/matcher.ts";
+import { literalKey, parsePattern } from "../../src/pricing/pattern.ts";
 
 const RULES = [
   "GET /api/weather/paris",
@@ -100,6 +101,76 @@ describe("matcher precedence", () => {
         (rules, [method, segs]) => {
           const expected = bruteForce(rules, method, segs);
           expect(compile(rules).match(method, segs)).toBe(expected);
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe("all-literal routes (the static map)", () => {
+  const spelling = fc
+    .tuple(
+      fc.constantFrom("", "GET ", "POST ", "get ", "GET  ", " "),
+      fc.array(fc.constantFrom("a", "b", ":p", "*", "%41", "%2F", ".", "", "a:b", "*x"), { maxLength: 4 }),
+      fc.boolean(),
+    )
+    .map(([method, segs, slash]) => `${method}/${segs.join("/")}${slash ? "/" : ""}`);
+
+  it("reads a usual spelling without splitting it, to the key the parser gives", () => {
+    fc.assert(
+      fc.property(spelling, (source) => {
+        const key = literalKey(source);
+        const parsed = parsePattern(source);
+        const literal = parsed.ok && parsed.pattern.segments.every((s) => kindOf(s) === "literal");
+        if (key !== undefined) {
+          expect(literal).toBe(true);
+          if (parsed.ok) expect(key).toBe(staticKey(parsed.pattern.method, parsed.pattern.segments));
+        }
+        // Every all-literal pattern in the usual spelling takes the fast path.
+        if (
+          literal &&
+          /^(?:[A-Z]+ )?\/[^\s]*$/.test(source) &&
+          (source.endsWith(" /") || source === "/" || !source.endsWith("/"))
+        )
+          expect(key).toBe(source);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it("a compiled document matches like the matcher built from parsed patterns", () => {
+    const rule = fc
+      .tuple(
+        fc.constantFrom("", "GET ", "POST ", "HEAD "),
+        fc.array(fc.constantFrom("a", "b", ":p", "*"), { maxLength: 3 }),
+      )
+      .map(([m, segs]) => {
+        const star = segs.indexOf("*");
+        return `${m}/${(star >= 0 ? segs.slice(0, star + 1) : segs).join("/")}`;
+      });
+    const request = fc.tuple(
+      fc.constantFrom("GET", "HEAD", "POST", "PUT"),
+      fc.array(fc.constantFrom("a", "b", "c"), { maxLength: 4 }),
+    );
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(rule, { selector: parsePatternKey, maxLength: 12 }),
+        request,
+        (rules, [method, segs]) => {
+          const result = compilePricing(
+            {
+              version: 1,
+              defaults: { network: "eip155:84532", payTo: "0x90F79bf6EB2c4f870365E785982E1f101E93b906" },
+              routes: rules.map((match, i) => ({ id: `r${i}`, match, price: "$0.01" })),
+            },
+            "v",
+            { network: undefined, payTo: undefined },
+          );
+          if (!result.ok) throw new Error(JSON.stringify(result.problems));
+          const found = result.table.matcher.match(method, segs);
+          const expected = compile(rules).match(method, segs);
+          expect(found && "match" in found ? found.match : found).toBe(expected);
         },
       ),
       { numRuns: 1000 },

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canonicalisePath, splitRawUrl } from "../../src/path.ts";
+import { canonicalisePath, checkSegment, checkSegmentAt, splitRawUrl } from "../../src/path.ts";
 
 describe("canonicalisePath", () => {
   it.each([
@@ -90,6 +90,20 @@ describe("canonicalisePath", () => {
         }
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe("checkSegmentAt", () => {
+  it("judges a range of a longer string exactly as checkSegment judges that slice", () => {
+    const alphabet = fc.constantFrom(..."aZ09-._~%/\\:@ 2EFf5Cc3B".split(""));
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 16 }), fc.nat(16), fc.nat(16), (chars, a, b) => {
+        const text = chars.join("");
+        const [start, end] = [Math.min(a, b, text.length), Math.min(Math.max(a, b), text.length)];
+        expect(checkSegmentAt(text, start, end)).toBe(checkSegment(text.slice(start, end)));
+      }),
+      { numRuns: 3000 },
     );
   });
 });
