@@ -20,10 +20,10 @@ import {
   type RouteEntry,
   type RouteGroup,
 } from "./conditions.ts";
-import { IdIndex } from "./id-index.ts";
 import { type Matcher, matcherBuilder } from "./matcher.ts";
 import { checkAtomic, type MoneyResult, usdToAtomic } from "./money.ts";
-import { literalKey, parsePattern } from "./pattern.ts";
+import { parsePattern, usualPattern } from "./pattern.ts";
+import { StringTable } from "./string-table.ts";
 
 export interface Requirement {
   scheme: "exact";
@@ -220,12 +220,15 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     plainPrices: new Map(),
   };
   const problems: Problem[] = [];
-  const builder = matcherBuilder<RouteEntry>();
+  const builder = matcherBuilder<RouteEntry>(doc.routes.length);
   /** Groups of more than one rule, to order and check once all rules are in. */
   const grouped = new Set<RouteGroup>();
   /** Every rule, in document order. */
   const compiled: RouteRule[] = [];
-  const ids = new IdIndex(doc.routes.length, (k) => (doc.routes[k] as Route).id);
+  const ids = new StringTable(doc.routes.length);
+  /** The index of the first route with each id, by the id's number in `ids`. */
+  const firstWithId: number[] = [];
+  const indexOfId = (id: string) => firstWithId[ids.find(0, id)] ?? -1;
   const defaultMimeType = doc.defaults?.mimeType ?? "application/json";
   const merge = (existing: RouteEntry, added: RouteEntry): RouteGroup => {
     const group = isGroup(existing) ? existing : { rules: [existing], fields: [] };
@@ -237,13 +240,15 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
   // A plain loop, and JSON paths built only for problems: this runs 100k times for a big table.
   for (let i = 0; i < doc.routes.length; i++) {
     const route = doc.routes[i] as Route;
-    const first = ids.add(i);
-    if (first >= 0)
-      problems.push({ path: `${at(i)}.id`, message: `duplicate id "${route.id}" (also routes[${first}])` });
+    const known = ids.size;
+    const id = ids.add(0, route.id);
+    if (ids.size > known) firstWithId.push(i);
+    else
+      problems.push({ path: `${at(i)}.id`, message: `duplicate id "${route.id}" (also routes[${firstWithId[id]}])` });
 
-    // Most routes of a big table are all-literal paths in the usual spelling: no parse for those.
-    const key = literalKey(route.match);
-    const pattern = key === undefined ? parsePattern(route.match) : undefined;
+    // Nearly every route of a big table is in the usual spelling, read without splitting it.
+    const usual = usualPattern(route.match);
+    const pattern = usual === undefined ? parsePattern(route.match) : undefined;
     if (pattern && !pattern.ok) problems.push({ path: `${at(i)}.match`, message: pattern.problem });
 
     const accepts = compileAcceptsCached(route, ctx, i, problems);
@@ -267,13 +272,14 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
       // Rules with the same method and path shape form one group, told apart by their conditions.
       const entry: RouteEntry = when || per ? { rules: [rule], fields: groupFields([rule]) } : rule;
       if (pattern) builder.add(pattern.pattern, entry, merge);
-      else builder.addStatic(key as string, entry, merge);
+      else if (usual === "static") builder.addStatic(route.match, entry, merge);
+      else builder.addUsual(route.match, entry, merge);
     }
   }
 
   for (const group of grouped) {
     const { ordered, ambiguous, same } = orderGroup(group.rules);
-    const indexOf = (k: number) => ids.indexOf(group.rules[k]?.id ?? "");
+    const indexOf = (k: number) => indexOfId(group.rules[k]?.id ?? "");
     for (const [a, b] of same) {
       const [first, later] = [indexOf(a), indexOf(b)].sort((x, y) => x - y);
       const route = doc.routes[later ?? -1];

@@ -1,5 +1,5 @@
 /**
- * Compiled route matcher: a map of all-literal routes, then a segment trie for the rest. Pure.
+ * Compiled route matcher: a table of all-literal routes, then a segment trie for the rest. Pure.
  *
  * Precedence (independent of rule order): compared segment by segment from the left, a literal
  * beats a `:param`, which beats a trailing `*`; so a longer literal prefix wins, and an exact end
@@ -9,30 +9,16 @@
  * rule found is the most specific one.
  *
  * A rule whose segments are all literals beats every other rule on its own path, so such rules sit
- * in one Map keyed by their pattern ("GET /a/b", or "/a/b" for any method), which is the usual
- * spelling: a big table's static routes cost one Map entry each, no split and no trie nodes.
+ * in one table keyed by their pattern ("GET /a/b", or "/a/b" for any method): the usual spelling,
+ * so a big table's static routes cost one entry each and are never split.
  *
- * Built for tables of 100k routes: rules ending at a node are a flat `[method, value, …]` list
- * (nodes rarely hold more than one, and a Map per node was most of the build's garbage), and the
- * builder hands a taken slot to its caller to merge instead of collecting pairs.
+ * Built for tables of 100k routes (`npm run bench:matcher`): trie nodes are integer ids into a
+ * few flat arrays, and every literal edge is one entry of a single StringTable tagged with its
+ * parent's id, so a route adds no objects but its new edges' key strings. A node's first rule is
+ * kept inline; the rare node with rules for several methods keeps the rest in a list.
  */
-import { isParam, isWildcard, type Pattern } from "./pattern.ts";
-
-interface Node<T> {
-  /**
-   * The first literal child, kept inline: most nodes of a big table lie on one route's own tail
-   * and have just one, so a Map is made only for a second.
-   */
-  key: string | undefined;
-  child: Node<T> | undefined;
-  /** Every literal child, once there are two or more. */
-  literals: Map<string, Node<T>> | undefined;
-  param: Node<T> | undefined;
-  /** Rules ending exactly here: method ("*" = any), value, method, value, … */
-  exact: (string | T)[] | undefined;
-  /** Rules whose trailing `*` starts here, laid out the same way. */
-  wildcard: (string | T)[] | undefined;
-}
+import { isParam, isWildcard, type Pattern, usualMethod } from "./pattern.ts";
+import { StringTable } from "./string-table.ts";
 
 export interface Matcher<T> {
   match(method: string, segments: readonly string[]): T | undefined;
@@ -40,85 +26,38 @@ export interface Matcher<T> {
 
 type Merge<T> = (existing: T, added: T) => T;
 
+/**
+ * Each `add…` adds a rule. If a rule with the same method and shape is already there, its value is
+ * returned and replaced by `merge(existing, value)`, or kept as it is without `merge`.
+ */
 export interface MatcherBuilder<T> {
-  /**
-   * Adds a rule. If a rule with the same method and shape is already there, its value is returned
-   * and replaced by `merge(existing, value)`, or kept as it is without `merge`.
-   */
   add(pattern: Pattern, value: T, merge?: Merge<T>): T | undefined;
-  /** Adds an all-literal rule by its key (see `staticKey`), the same way. */
+  /** An all-literal rule by its key (`staticKey`). */
   addStatic(key: string, value: T, merge?: Merge<T>): T | undefined;
+  /** A valid pattern in the usual spelling with a parameter or wildcard (`usualPattern` = "trie"). */
+  addUsual(source: string, value: T, merge?: Merge<T>): T | undefined;
   matcher: Matcher<T>;
 }
 
-const newNode = <T>(): Node<T> => ({
-  key: undefined,
-  child: undefined,
-  literals: undefined,
-  param: undefined,
-  exact: undefined,
-  wildcard: undefined,
-});
-
-/** The static map's key of an all-literal pattern: "METHOD /a/b", or "/a/b" for any method. */
+/** The static table's key of an all-literal pattern: "METHOD /a/b", or "/a/b" for any method. */
 export const staticKey = (method: string, segments: readonly string[]) =>
   method === "*" ? `/${segments.join("/")}` : `${method} /${segments.join("/")}`;
 
-export function matcherBuilder<T>(): MatcherBuilder<T> {
-  const root = newNode<T>();
-  const statics: Statics<T> = { rules: new Map(), depths: 0, methods: new Set() };
-  const addStatic = (key: string, value: T, merge?: Merge<T>) => {
-    const existing = statics.rules.get(key);
-    if (existing === undefined) {
-      statics.rules.set(key, value);
-      const space = key.indexOf(" ");
-      statics.methods.add(space < 0 ? "*" : key.slice(0, space));
-      statics.depths |= 1 << depthBit(key.endsWith("/") ? 0 : slashes(key));
-    } else if (merge) statics.rules.set(key, merge(existing, value));
-    return existing;
-  };
+/** `expectedRoutes` sizes the tables up front; they grow past it. */
+export function matcherBuilder<T>(expectedRoutes = 8): MatcherBuilder<T> {
+  const trie = new Trie<T>(expectedRoutes);
+  const statics = new Statics<T>(expectedRoutes);
   return {
     add: (pattern, value, merge) =>
       pattern.segments.every(isLiteral)
-        ? addStatic(staticKey(pattern.method, pattern.segments), value, merge)
-        : add(root, pattern, value, merge),
-    addStatic,
+        ? statics.add(staticKey(pattern.method, pattern.segments), value, merge)
+        : trie.add(pattern, value, merge),
+    addStatic: (key, value, merge) => statics.add(key, value, merge),
+    addUsual: (source, value, merge) => trie.addUsual(source, value, merge),
     matcher: {
-      match: (method, segments) => matchStatic(statics, method, segments) ?? walk(root, method, segments, 0),
+      match: (method, segments) => statics.match(method, segments) ?? trie.match(method, segments),
     },
   };
-}
-
-interface Statics<T> {
-  rules: Map<string, T>;
-  /** Bit d is set when some static rule has d segments (bit 31: 31 or more): most misses stop here. */
-  depths: number;
-  /** The methods static rules name ("*" for any), so a lookup that cannot hit is not made. */
-  methods: Set<string>;
-}
-
-const isLiteral = (segment: string) => !isParam(segment) && !isWildcard(segment);
-const depthBit = (depth: number) => Math.min(depth, 31);
-
-function slashes(key: string): number {
-  let n = 0;
-  for (let i = key.indexOf("/"); i >= 0; i = key.indexOf("/", i + 1)) n++;
-  return n;
-}
-
-/** The all-literal rule for this path: this method's, else (for HEAD) GET's, else any method's. */
-function matchStatic<T>(statics: Statics<T>, method: string, segments: readonly string[]): T | undefined {
-  if (((statics.depths >>> depthBit(segments.length)) & 1) === 0) return undefined;
-  const own = statics.methods.has(method);
-  const get = method === "HEAD" && statics.methods.has("GET");
-  const any = statics.methods.has("*");
-  if (!own && !get && !any) return undefined;
-  const path = `/${segments.join("/")}`;
-  return (
-    (own ? statics.rules.get(`${method} ${path}`) : undefined) ??
-    (get ? statics.rules.get(`GET ${path}`) : undefined) ??
-    (any ? statics.rules.get(path) : undefined)
-  );
 }
 
 /**
@@ -128,7 +67,7 @@ function matchStatic<T>(statics: Statics<T>, method: string, segments: readonly 
 export function compileMatcher<T>(
   rules: ReadonlyArray<{ pattern: Pattern; value: T }>,
 ): Matcher<T> & { duplicates: [number, number][] } {
-  const builder = matcherBuilder<T>();
+  const builder = matcherBuilder<T>(rules.length);
   const duplicates: [number, number][] = [];
   for (let index = 0; index < rules.length; index++) {
     const { pattern, value } = rules[index] as { pattern: Pattern; value: T };
@@ -138,85 +77,212 @@ export function compileMatcher<T>(
   return { match: builder.matcher.match, duplicates };
 }
 
-function add<T>(root: Node<T>, pattern: Pattern, value: T, merge?: Merge<T>): T | undefined {
-  let node = root;
-  let endsInWildcard = false;
-  for (const segment of pattern.segments) {
-    if (isWildcard(segment)) {
-      endsInWildcard = true;
-    } else if (isParam(segment)) {
-      node.param ??= newNode();
-      node = node.param;
-    } else {
-      node = literalChild(node, segment);
+const isLiteral = (segment: string) => !isParam(segment) && !isWildcard(segment);
+
+class Statics<T> {
+  private readonly keys: StringTable;
+  private readonly values: T[] = [];
+  /** Bit d is set when a static rule has d segments (bit 31: 31 or more): most misses stop here. */
+  private depths = 0;
+  /** The methods static rules name ("*" for any), so a lookup that cannot hit is not made. */
+  private readonly methods = new Set<string>();
+
+  constructor(expected: number) {
+    this.keys = new StringTable(expected);
+  }
+
+  add(key: string, value: T, merge?: Merge<T>): T | undefined {
+    const before = this.keys.size;
+    const id = this.keys.add(0, key);
+    if (this.keys.size > before) {
+      this.values.push(value);
+      this.methods.add(usualMethod(key));
+      this.depths |= 1 << depthBit(key.endsWith("/") ? 0 : slashes(key));
+      return undefined;
     }
-  }
-  const slot = endsInWildcard ? node.wildcard : node.exact;
-  if (!slot) {
-    // Sized to the one rule: `[]` then push reserves 17 slots, and 100k of those are garbage.
-    if (endsInWildcard) node.wildcard = [pattern.method, value];
-    else node.exact = [pattern.method, value];
-    return undefined;
-  }
-  for (let i = 0; i < slot.length; i += 2) {
-    if (slot[i] !== pattern.method) continue;
-    const existing = slot[i + 1] as T;
-    if (merge) slot[i + 1] = merge(existing, value);
+    const existing = this.values[id] as T;
+    if (merge) this.values[id] = merge(existing, value);
     return existing;
   }
-  slot.push(pattern.method, value);
-  return undefined;
+
+  /** The all-literal rule for this path: this method's, else (for HEAD) GET's, else any method's. */
+  match(method: string, segments: readonly string[]): T | undefined {
+    if (((this.depths >>> depthBit(segments.length)) & 1) === 0) return undefined;
+    const own = this.methods.has(method);
+    const get = method === "HEAD" && this.methods.has("GET");
+    const any = this.methods.has("*");
+    if (!own && !get && !any) return undefined;
+    const path = `/${segments.join("/")}`;
+    return (
+      (own ? this.get(`${method} ${path}`) : undefined) ??
+      (get ? this.get(`GET ${path}`) : undefined) ??
+      (any ? this.get(path) : undefined)
+    );
+  }
+
+  private get(key: string): T | undefined {
+    const id = this.keys.find(0, key);
+    return id < 0 ? undefined : this.values[id];
+  }
 }
 
-/** The literal child for `segment`, made if it is not there yet. */
-function literalChild<T>(node: Node<T>, segment: string): Node<T> {
-  if (node.key === undefined) {
-    node.key = segment;
-    node.child = newNode();
-    return node.child;
-  }
-  if (node.key === segment) return node.child as Node<T>;
-  if (!node.literals) {
-    node.literals = new Map();
-    node.literals.set(node.key, node.child as Node<T>);
-  }
-  let next = node.literals.get(segment);
-  if (!next) {
-    next = newNode();
-    node.literals.set(segment, next);
-  }
-  return next;
+const depthBit = (depth: number) => Math.min(depth, 31);
+
+function slashes(key: string): number {
+  let n = 0;
+  for (let i = key.indexOf("/"); i >= 0; i = key.indexOf("/", i + 1)) n++;
+  return n;
 }
 
-function walk<T>(node: Node<T>, method: string, segments: readonly string[], i: number): T | undefined {
-  if (i === segments.length) {
-    const found = pick(node.exact, method);
-    if (found !== undefined) return found;
-  } else {
-    const segment = segments[i] as string;
-    const literal = node.literals ? node.literals.get(segment) : node.key === segment ? node.child : undefined;
-    if (literal) {
-      const found = walk(literal, method, segments, i + 1);
-      if (found !== undefined) return found;
+/** Node 0 is the root; 0 as a child id means "none" (the root is nobody's child). */
+class Trie<T> {
+  /** Literal edges, tagged with the parent node's id; `edgeChild[edge id]` is the child. */
+  private readonly edges: StringTable;
+  private readonly edgeChild: number[] = [];
+  /**
+   * Two per node: its `:param` child, then the node holding the rules whose trailing `*` starts
+   * here. A typed array: no garbage and nothing for the collector to trace.
+   */
+  private links: Int32Array;
+  private nodes = 0;
+  /** A node's first rule: method ("*" = any) and value. */
+  private readonly method: (string | undefined)[] = [];
+  private readonly value: (T | undefined)[] = [];
+  /** The few nodes with rules for more methods: method, value, method, value, … */
+  private readonly more = new Map<number, (string | T)[]>();
+
+  constructor(expected: number) {
+    this.edges = new StringTable(expected);
+    this.links = new Int32Array(2 * Math.max(16, expected));
+    this.newNode();
+  }
+
+  add(pattern: Pattern, value: T, merge?: Merge<T>): T | undefined {
+    let node = 0;
+    for (const segment of pattern.segments) {
+      if (isWildcard(segment)) node = this.starOf(node);
+      else if (isParam(segment)) node = this.paramOf(node);
+      else node = this.childOf(node, segment, 0, segment.length);
     }
-    if (node.param) {
-      const found = walk(node.param, method, segments, i + 1);
-      if (found !== undefined) return found;
-    }
+    return this.setRule(node, pattern.method, value, merge);
   }
-  return pick(node.wildcard, method);
-}
 
-/** The rule for this method, else (for HEAD) the GET rule, else the any-method rule. */
-function pick<T>(rules: (string | T)[] | undefined, method: string): T | undefined {
-  if (!rules) return undefined;
-  let get: T | undefined;
-  let any: T | undefined;
-  for (let i = 0; i < rules.length; i += 2) {
-    const m = rules[i];
-    if (m === method) return rules[i + 1] as T;
-    if (m === "GET") get = rules[i + 1] as T;
-    else if (m === "*") any = rules[i + 1] as T;
+  addUsual(source: string, value: T, merge?: Merge<T>): T | undefined {
+    let node = 0;
+    for (let from = source.indexOf("/") + 1; from <= source.length; ) {
+      let end = source.indexOf("/", from);
+      if (end < 0) end = source.length;
+      const first = source.charCodeAt(from);
+      if (first === 0x3a /* : */) node = this.paramOf(node);
+      else if (first === 0x2a /* * */ && end - from === 1) node = this.starOf(node);
+      else node = this.childOf(node, source, from, end);
+      from = end + 1;
+    }
+    return this.setRule(node, usualMethod(source), value, merge);
   }
-  return (method === "HEAD" ? get : undefined) ?? any;
+
+  match(method: string, segments: readonly string[]): T | undefined {
+    return this.walk(0, method, segments, 0);
+  }
+
+  private walk(node: number, method: string, segments: readonly string[], i: number): T | undefined {
+    if (i === segments.length) {
+      const found = this.pick(node, method);
+      if (found !== undefined) return found;
+    } else {
+      const edge = this.edges.find(node, segments[i] as string);
+      if (edge >= 0) {
+        const found = this.walk(this.edgeChild[edge] as number, method, segments, i + 1);
+        if (found !== undefined) return found;
+      }
+      const param = this.links[2 * node] as number;
+      if (param !== 0) {
+        const found = this.walk(param, method, segments, i + 1);
+        if (found !== undefined) return found;
+      }
+    }
+    const star = this.links[2 * node + 1] as number;
+    return star === 0 ? undefined : this.pick(star, method);
+  }
+
+  /** The rule for this method, else (for HEAD) the GET rule, else the any-method rule. */
+  private pick(node: number, method: string): T | undefined {
+    const first = this.method[node];
+    if (first === undefined) return undefined;
+    if (first === method) return this.value[node];
+    let get = first === "GET" ? this.value[node] : undefined;
+    let any = first === "*" ? this.value[node] : undefined;
+    const more = this.more.get(node);
+    if (more) {
+      for (let i = 0; i < more.length; i += 2) {
+        const m = more[i];
+        if (m === method) return more[i + 1] as T;
+        if (m === "GET") get = more[i + 1] as T;
+        else if (m === "*") any = more[i + 1] as T;
+      }
+    }
+    return (method === "HEAD" ? get : undefined) ?? any;
+  }
+
+  private setRule(node: number, method: string, value: T, merge?: Merge<T>): T | undefined {
+    const first = this.method[node];
+    if (first === undefined) {
+      this.method[node] = method;
+      this.value[node] = value;
+      return undefined;
+    }
+    if (first === method) {
+      const existing = this.value[node] as T;
+      if (merge) this.value[node] = merge(existing, value);
+      return existing;
+    }
+    const more = this.more.get(node);
+    if (!more) {
+      this.more.set(node, [method, value]);
+      return undefined;
+    }
+    for (let i = 0; i < more.length; i += 2) {
+      if (more[i] !== method) continue;
+      const existing = more[i + 1] as T;
+      if (merge) more[i + 1] = merge(existing, value);
+      return existing;
+    }
+    more.push(method, value);
+    return undefined;
+  }
+
+  private childOf(node: number, text: string, start: number, end: number): number {
+    const before = this.edges.size;
+    const edge = this.edges.add(node, text, start, end);
+    if (this.edges.size > before) this.edgeChild.push(this.newNode());
+    return this.edgeChild[edge] as number;
+  }
+
+  private paramOf(node: number): number {
+    return this.link(2 * node);
+  }
+
+  private starOf(node: number): number {
+    return this.link(2 * node + 1);
+  }
+
+  /** The node `links[at]` points to, made if there is none yet. */
+  private link(at: number): number {
+    if (this.links[at] === 0) {
+      const made = this.newNode(); // may replace `links`
+      this.links[at] = made;
+    }
+    return this.links[at] as number;
+  }
+
+  private newNode(): number {
+    if (2 * this.nodes === this.links.length) {
+      const grown = new Int32Array(this.links.length * 2);
+      grown.set(this.links);
+      this.links = grown;
+    }
+    this.method.push(undefined);
+    this.value.push(undefined);
+    return this.nodes++;
+  }
 }

@@ -32,6 +32,13 @@ function commonMethod(source: string, length: number): string | undefined {
   return undefined;
 }
 
+/** The method of a pattern in the usual spelling (see `usualPattern`): "*" when it names none. */
+export function usualMethod(source: string): string {
+  if (source.charCodeAt(0) === 0x2f /* / */) return "*";
+  const space = source.indexOf(" ");
+  return commonMethod(source, space) ?? source.slice(0, space);
+}
+
 export const isWildcard = (segment: string) => segment === "*";
 export const isParam = (segment: string) => segment.charCodeAt(0) === 0x3a; /* : */
 
@@ -73,23 +80,42 @@ export function parsePattern(source: string): PatternResult {
 }
 
 /**
- * The matcher's static key (see matcher.ts `staticKey`) of a pattern in the usual spelling whose
- * segments are all canonical literals: the source itself, found without splitting it. Anything
- * else (a parameter, a wildcard, a trailing "/", unusual spacing, a problem) gives undefined, and
- * `parsePattern` reads it instead.
+ * Reads a pattern in the usual spelling ("GET /a/:b/*", "/a/b") without splitting it: "static"
+ * when every segment is a canonical literal (the source is then its matcher key, see matcher.ts
+ * `staticKey`), "trie" when it also has valid parameters or a trailing wildcard. Anything else (a
+ * trailing "/", unusual spacing, any problem) gives undefined, and `parsePattern` reads it instead.
  */
-export function literalKey(source: string): string | undefined {
+export function usualPattern(source: string): "static" | "trie" | undefined {
   if (!PLAIN.test(source)) return undefined;
   const start = source.indexOf("/");
-  if (start === source.length - 1) return source;
+  if (start === source.length - 1) return "static";
   if (source.charCodeAt(source.length - 1) === 0x2f) return undefined;
+  let kind: "static" | "trie" = "static";
   for (let from = start + 1; from <= source.length; ) {
     let end = source.indexOf("/", from);
     if (end < 0) end = source.length;
     const first = source.charCodeAt(from);
-    if (first === 0x3a /* : */ || (first === 0x2a /* * */ && end - from === 1)) return undefined;
-    if (checkSegmentAt(source, from, end) !== undefined) return undefined;
+    if (first === 0x3a /* : */) {
+      if (!isParamName(source, from + 1, end)) return undefined;
+      kind = "trie";
+    } else if (first === 0x2a /* * */ && end - from === 1) {
+      if (end !== source.length) return undefined;
+      kind = "trie";
+    } else if (checkSegmentAt(source, from, end) !== undefined) {
+      return undefined;
+    }
     from = end + 1;
   }
-  return source;
+  return kind;
+}
+
+/** `PARAM` without the ":", on a range: a letter or "_", then letters, digits or "_". */
+function isParamName(text: string, start: number, end: number): boolean {
+  if (end === start) return false;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    const letter = (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x5f;
+    if (!letter && (i === start || c < 0x30 || c > 0x39)) return false;
+  }
+  return true;
 }
