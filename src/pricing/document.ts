@@ -412,14 +412,17 @@ function checkShape(input: unknown): { ok: true; doc: PricingDocument } | { ok: 
 const issuesToProblems = (issues: z.ZodIssue[], prefix: (string | number)[]): Problem[] =>
   issues.map((issue) => ({ path: jsonPath([...prefix, ...issue.path]), message: issue.message }));
 
-const PLAIN_KEYS = new Set(["id", "match", "price", "description", "mimeType"]);
+const PLAIN_KEYS = new Set(["id", "match", "price", "description", "mimeType", "access", "maxTimeoutSeconds"]);
 const ID = /^[A-Za-z0-9_.-]{1,64}$/;
 
-/** `{id, match, price: string, description?, mimeType?}` as RouteSchema would accept it. */
+/**
+ * `{id, match, price: string, description?, mimeType?, access?: {ttl}, maxTimeoutSeconds?}` as
+ * RouteSchema would accept it.
+ */
 export function isPlainRoute(value: unknown): value is Route {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return false;
+  if (!isRecord(value)) return false;
   for (const key in value) if (!Object.hasOwn(value, key) || !PLAIN_KEYS.has(key)) return false;
-  const { id, match, price, description, mimeType } = value as Record<string, unknown>;
+  const { id, match, price, description, mimeType, access, maxTimeoutSeconds } = value;
   return (
     typeof id === "string" &&
     ID.test(id) &&
@@ -429,9 +432,22 @@ export function isPlainRoute(value: unknown): value is Route {
     typeof price === "string" &&
     price.length >= 1 &&
     (description === undefined || (typeof description === "string" && description.length <= 1024)) &&
-    (mimeType === undefined || (typeof mimeType === "string" && mimeType.length <= 256))
+    (mimeType === undefined || (typeof mimeType === "string" && mimeType.length <= 256)) &&
+    (access === undefined || isPlainAccess(access)) &&
+    (maxTimeoutSeconds === undefined || isIntegerIn(maxTimeoutSeconds, 1, 3600))
   );
 }
+
+function isPlainAccess(access: unknown): boolean {
+  if (!isRecord(access)) return false;
+  for (const key in access) if (!Object.hasOwn(access, key) || key !== "ttl") return false;
+  return isIntegerIn(access.ttl, 1, 31_536_000);
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+const isIntegerIn = (value: unknown, min: number, max: number) =>
+  Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
 
 /**
  * A route whose price is a bare string with no payment settings of its own costs what every such

@@ -144,6 +144,9 @@ describe("the fast shape check for plain routes", () => {
     fc.boolean(),
     fc.constant(null),
     fc.constant({ amount: "1", asset: "a" }),
+    fc.constantFrom(0, 1, 60, 3600, 3601, 31_536_000, 31_536_001, 1.5, -1),
+    fc.record({ ttl: fc.constantFrom(0, 1, 60, 31_536_000, 31_536_001, 2.5, "60") }, { requiredKeys: [] }),
+    fc.constantFrom({ ttl: 60, extra: 1 }, { ttl: null }, JSON.parse('{"ttl":60,"__proto__":{}}')),
     fc.array(fc.string(), { maxLength: 2 }),
   );
   const key = fc.constantFrom(
@@ -156,6 +159,7 @@ describe("the fast shape check for plain routes", () => {
     "prise",
     "__proto__",
     "when",
+    "maxTimeoutSeconds",
   );
   const routeLike = fc.oneof(
     fc.dictionary(key, value, { maxKeys: 6 }),
@@ -167,6 +171,8 @@ describe("the fast shape check for plain routes", () => {
         price: fc.constantFrom("$1", "", "free", 1),
         description: fc.constantFrom("d", "x".repeat(1024), "x".repeat(1025)),
         mimeType: fc.constantFrom("t", "x".repeat(256), "x".repeat(257)),
+        access: fc.constantFrom({ ttl: 1 }, { ttl: 31_536_000 }, { ttl: 31_536_001 }, { ttl: 0 }, {}),
+        maxTimeoutSeconds: fc.constantFrom(1, 3600, 3601, 0),
       },
       { requiredKeys: [] },
     ),
