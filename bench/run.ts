@@ -223,7 +223,8 @@ const config :Workerd.Config = (
         headers = { "PAYMENT-SIGNATURE": bFresh };
       }
     }
-    const profiler = inspectorPort && system === "c" ? await startProfiler(inspectorPort, "c") : undefined;
+    const profiled = system === "c" || system === "d" || system === "dAccess";
+    const profiler = inspectorPort && profiled ? await startProfiler(inspectorPort, system) : undefined;
     const kvBefore = await kvCalls();
     const cpuBefore = await cpuTicks();
     let next = 0;
@@ -245,7 +246,7 @@ const config :Workerd.Config = (
           }
         : {}),
     });
-    if (profiler) await profiler.stop(join(ROOT, `bench/results/profile-${scenario}-c.cpuprofile`));
+    if (profiler) await profiler.stop(join(ROOT, `bench/results/profile-${scenario}-${system}.cpuprofile`));
     const byStatus = (result as any).statusCodeStats as Record<string, { count: number }> | undefined;
     const total = Object.values(byStatus ?? {}).reduce((sum, v) => sum + v.count, 0);
     const cpuUs = (((await cpuTicks()) - cpuBefore) * 10_000) / Math.max(1, result.requests.total);
@@ -368,9 +369,10 @@ main().then(
 );
 
 /**
- * `--profile`: a V8 CPU profile of (c) during each of its runs, through workerd's inspector
- * (Chrome DevTools protocol). Written to bench/results/profile-<scenario>-c.cpuprofile (open in
- * Chrome DevTools) with the top self-time functions printed. The inspector slows the runtime, so
+ * `--profile`: a V8 CPU profile of (c), and of the floor (d) beside it, during each of their runs,
+ * through workerd's inspector (Chrome DevTools protocol). Written to
+ * bench/results/profile-<scenario>-<system>.cpuprofile (open in Chrome DevTools) with the top
+ * self-time functions printed; comparing (c) with (d) shows what the paywall's own logic costs. The inspector slows the runtime, so
  * figures from a profiled run are not comparable and nothing is written to the results file.
  */
 async function startProfiler(port: number, service: string) {

@@ -42,9 +42,20 @@ const HOP_BY_HOP = [
   "upgrade",
 ];
 const OURS = [HEADER.paymentSignature, HEADER.xPayment, HEADER.payer, HEADER.route, HEADER.originSecret];
-const STRIPPED = new Set([...HOP_BY_HOP, ...OURS].map((name) => name.toLowerCase()));
 const HOP_BY_HOP_SET = new Set(HOP_BY_HOP);
+/**
+ * Fields workerd itself keeps off the wire (checked with a raw-socket origin, workerd 1.20261117):
+ * on responses to the client all six; on subrequests connection, keep-alive, te and trailer, and
+ * it frames bodies itself. It does NOT drop `upgrade` on a subrequest: it turns a forwarded
+ * `Upgrade: websocket` into a WebSocket handshake to the origin, so that one is always stripped.
+ * Leaving the dropped ones to the runtime spares a Headers copy on nearly every request, since
+ * HTTP/1.1 clients send `Connection: keep-alive`.
+ */
 const DROPPED_BY_RUNTIME = new Set(["connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"]);
+const DROPPED_FROM_SUBREQUESTS = new Set(["connection", "keep-alive", "te", "trailer"]);
+const STRIPPED = new Set(
+  [...HOP_BY_HOP, ...OURS].map((name) => name.toLowerCase()).filter((name) => !DROPPED_FROM_SUBREQUESTS.has(name)),
+);
 
 export async function forwardToOrigin(config: Config, input: ForwardInput): Promise<Forwarded> {
   const { request } = input;
@@ -74,7 +85,12 @@ function forwardedHeaders(incoming: Headers, config: Config, input: ForwardInput
   const strip: string[] = [];
   for (const [name, value] of incoming) {
     if (STRIPPED.has(name)) strip.push(name);
-    if (name === "connection") for (const listed of value.split(",")) if (listed.trim()) strip.push(listed.trim());
+    else if (name === "connection") {
+      for (const listed of value.split(",")) {
+        const token = listed.trim().toLowerCase();
+        if (token && !DROPPED_FROM_SUBREQUESTS.has(token)) strip.push(token);
+      }
+    }
   }
   if (!adds && strip.length === 0) return incoming;
   const headers = new Headers(incoming);

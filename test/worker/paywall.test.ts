@@ -80,6 +80,28 @@ describe("free and unmatched routes", () => {
     expect(seen?.headers["x-payment-route"]).toBe("weather");
   });
 
+  it("forwards a free request without hop-by-hop fields, and never as a WebSocket upgrade", async () => {
+    const res = await call("/health", {
+      headers: {
+        connection: "keep-alive, X-Drop-Me",
+        "keep-alive": "timeout=5",
+        te: "trailers",
+        upgrade: "websocket",
+        "proxy-authorization": "Basic c2VjcmV0",
+        "proxy-connection": "keep-alive",
+        "x-drop-me": "1",
+        "x-kept": "1",
+      },
+    });
+    expect(res.status).toBe(200);
+    const [seen] = await originLog();
+    for (const name of ["connection", "keep-alive", "te", "upgrade", "proxy-authorization", "proxy-connection"])
+      expect(seen?.headers[name], name).toBeUndefined();
+    expect(seen?.headers["x-drop-me"]).toBeUndefined();
+    expect(seen?.headers["sec-websocket-key"]).toBeUndefined();
+    expect(seen?.headers["x-kept"]).toBe("1");
+  });
+
   it("strips a client's forged payer headers before forwarding", async () => {
     await call("/health", { headers: { "x-payment-payer": buyer.address, "x-payment-route": "weather" } });
     const [seen] = await originLog();
