@@ -13,7 +13,7 @@
  * Options: --duration S (5) --connections N (50) --rounds R (3) --scenarios free,402,access,fresh --no-write --profile
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, totalmem, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -275,6 +275,7 @@ const config :Workerd.Config = (
     }
   }
   stopAll();
+  await rm(work, { recursive: true, force: true });
 
   const median = (xs: number[]) => {
     const s = [...xs].sort((x, y) => x - y);

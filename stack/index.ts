@@ -2,7 +2,7 @@
  * The whole local payment stack, on loopback only: chain → token → facilitator → origin → Worker.
  * Used by `npm run dev` and by the end-to-end tests (on free ports). `stop()` ends everything.
  */
-import { mkdtemp } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { type Chain, setUpChain, startChain } from "./chain.ts";
@@ -64,12 +64,18 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const origin = await startOrigin(options.ports.origin);
     stops.push(origin.stop);
     step("starting the Worker under wrangler dev");
+    let persistDir = options.persistDir;
+    if (!persistDir) {
+      const made = await mkdtemp(join(tmpdir(), "paywall-kv-"));
+      stops.push(() => rm(made, { recursive: true, force: true }));
+      persistDir = made;
+    }
     const worker = await startWorker({
       port: options.ports.worker,
       originUrl: origin.url,
       facilitatorUrl: facilitator.url,
       pricingFile: resolve(ROOT, options.pricingFile ?? "pricing.json"),
-      persistDir: options.persistDir ?? (await mkdtemp(join(tmpdir(), "paywall-kv-"))),
+      persistDir,
       pricingCacheSeconds: options.pricingCacheSeconds,
       echo: options.echoWorker,
     });

@@ -3,11 +3,11 @@
  * --persist-to directory): exit codes, messages, and what ends up in KV.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diffTables, explainWranglerError } from "../../scripts/pricing.ts";
 import { compilePricing, type PricingTable } from "../../src/pricing/document.ts";
 
@@ -38,6 +38,8 @@ const doc = (weatherPrice: string, extra: object[] = []) =>
       ...extra,
     ],
   });
+
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "pricing-cli-"));

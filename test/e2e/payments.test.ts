@@ -4,7 +4,7 @@
  * and the official buyers — @x402/fetch (v2) and x402-fetch (v1). Assertions are on the chain:
  * balances and Transfer events, not logs.
  */
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { x402Client } from "@x402/core/client";
@@ -23,12 +23,13 @@ const PRICING_CACHE_SECONDS = 2;
 const merchant = account(ROLE.merchant).address;
 const buyer = account(ROLE.buyer);
 let stack: Stack;
+let dir: string | undefined;
 let base: string;
 let pricingFile: string;
 let pricing: { routes: { id: string; price: string }[] };
 
 beforeAll(async () => {
-  const dir = await mkdtemp(join(tmpdir(), "paywall-e2e-"));
+  dir = await mkdtemp(join(tmpdir(), "paywall-e2e-"));
   pricing = JSON.parse(await readFile("pricing.json", "utf8"));
   pricingFile = join(dir, "pricing.json");
   await writeFile(pricingFile, JSON.stringify(pricing));
@@ -48,6 +49,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 /** A v2 buyer whose raw fetch records the headers of every request it sends. */

@@ -3,16 +3,21 @@
  * so tests can speak raw HTTP to it. Node-side only.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { copyFile, mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildWorker as buildBundle } from "../../stack/build.ts";
 import { freePort } from "../../stack/ports.ts";
 import { WORKERD_PATH } from "../../stack/workerd.ts";
 
-/** The deployed bundle, built into a temporary directory. */
+/** The deployed bundle's source, built in a temporary directory that is removed again. */
 export async function buildWorker(): Promise<string> {
-  return buildBundle(await mkdtemp(join(tmpdir(), "paywall-build-")));
+  const dir = await mkdtemp(join(tmpdir(), "paywall-build-"));
+  try {
+    return await readFile(await buildBundle(dir), "utf8");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export interface RunningWorker {
@@ -21,7 +26,7 @@ export interface RunningWorker {
 }
 
 /**
- * Serves `bundle` with the given text vars. KV namespaces point at a service that answers 404 to
+ * Serves `bundle` (the module's source) with the given text vars. KV namespaces point at a service that answers 404 to
  * everything (an empty namespace), which is all the tests that use this need.
  */
 export async function serveWorker(bundle: string, vars: Record<string, string>): Promise<RunningWorker> {
@@ -32,7 +37,7 @@ export async function serveWorker(bundle: string, vars: Record<string, string>):
     .concat(['(name = "PRICING", kvNamespace = "empty-kv")', '(name = "RECEIPTS", kvNamespace = "empty-kv")'])
     .join(", ");
   // capnp `embed` paths are relative to the config file, so the bundle sits beside it.
-  await copyFile(bundle, join(dir, "index.js"));
+  await writeFile(join(dir, "index.js"), bundle);
   await writeFile(
     join(dir, "empty-kv.js"),
     "export default { fetch() { return new Response(null, { status: 404 }); } };",
@@ -69,10 +74,12 @@ const config :Workerd.Config = (
   return {
     port,
     stop: async () => {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }
