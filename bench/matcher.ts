@@ -1,11 +1,14 @@
 /**
  * `npm run bench:matcher`: the pricing matcher at scale. Prints, for tables of 25k, 50k and 100k
- * routes: full compile time (JSON parse + schema + prices + matcher; median and fastest of the
- * repeats), the matcher alone built from parsed patterns, the median time of one match, and heap
- * growth per route (should stay flat: linear memory). Run with `node --expose-gc` (the npm script
- * does) for clean heap figures.
+ * routes (medians of the repeats):
+ * - compile: the parsed document → a pricing table (validation, prices, matcher), what issue #4's
+ *   "compiles in ≤ 200 ms" is read against; then JSON.parse of the KV text, and both together
+ *   (`compilePricingText`, what an isolate does when the document changes);
+ * - the matcher alone, built from parsed patterns; the median time of one match; heap growth per
+ *   route (should stay flat: linear memory).
+ * Run with `node --expose-gc` (the npm script does) for clean heap figures.
  */
-import { compilePricingText } from "../src/pricing/document.ts";
+import { compilePricing, compilePricingText } from "../src/pricing/document.ts";
 import { compileMatcher } from "../src/pricing/matcher.ts";
 import { parsePattern } from "../src/pricing/pattern.ts";
 
@@ -65,7 +68,7 @@ function requestsFor(n: number): [string, string[]][] {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 console.log(
-  `| routes | full compile ms (KV text → table), median of ${REPEATS} | fastest | of which JSON.parse ms | matcher only ms | match µs (median) | heap MiB | heap bytes/route |`,
+  `| routes | compile ms: document → table (median of ${REPEATS}) | JSON.parse of the KV text ms | both: KV text → table ms | matcher alone ms | match µs (median) | heap MiB | heap bytes/route |`,
 );
 console.log("|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const n of SIZES) {
@@ -75,19 +78,23 @@ for (const n of SIZES) {
     routes: routes(n),
   };
   const text = JSON.stringify(doc);
-  const full: number[] = [];
+  const compile: number[] = [];
   const parse: number[] = [];
-  let table: ReturnType<typeof compilePricingText> | undefined;
+  const both: number[] = [];
+  let table: ReturnType<typeof compilePricing> | undefined;
   for (let r = 0; r < REPEATS; r++) {
     table = undefined;
     gc();
-    const t = performance.now();
-    table = compilePricingText(text, "v", { network: undefined, payTo: undefined });
-    full.push(performance.now() - t);
-    gc();
-    const p = performance.now();
-    JSON.parse(text);
-    parse.push(performance.now() - p);
+    // What compilePricingText does, timed in its two parts: no collection in between, so the
+    // compile also pays for promoting what the parse allocated.
+    const t0 = performance.now();
+    const json: unknown = JSON.parse(text);
+    const t1 = performance.now();
+    table = compilePricing(json, "v", { network: undefined, payTo: undefined });
+    const t2 = performance.now();
+    parse.push(t1 - t0);
+    compile.push(t2 - t1);
+    both.push(t2 - t0);
   }
   if (!table?.ok) throw new Error(`generated document is invalid: ${JSON.stringify(table?.ok ? "" : table?.problems.slice(0, 3))}`);
 
@@ -123,6 +130,6 @@ for (const n of SIZES) {
   }
   if (found === 0) throw new Error("nothing matched");
   console.log(
-    `| ${n.toLocaleString("en")} | ${median(full).toFixed(0)} | ${Math.min(...full).toFixed(0)} | ${median(parse).toFixed(0)} | ${median(trie).toFixed(0)} | ${median(batch).toFixed(2)} | ${(heap / 2 ** 20).toFixed(1)} | ${(heap / n).toFixed(0)} |`,
+    `| ${n.toLocaleString("en")} | ${median(compile).toFixed(0)} | ${median(parse).toFixed(0)} | ${median(both).toFixed(0)} | ${median(trie).toFixed(0)} | ${median(batch).toFixed(2)} | ${(heap / 2 ** 20).toFixed(1)} | ${(heap / n).toFixed(0)} |`,
   );
 }
