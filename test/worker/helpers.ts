@@ -7,7 +7,6 @@ import { env, exports } from "cloudflare:workers";
 import { type Hex, type PrivateKeyAccount, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { Requirement } from "../../src/pricing/document.ts";
-import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "../../src/x402/eip3009.ts";
 
 export const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 export const BASE_SEPOLIA_USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
@@ -64,7 +63,11 @@ export async function facilitatorLog(): Promise<Received[]> {
   return (await fetch(`${facilitatorBase}/__test/log`)).json();
 }
 
-type Behaviour = { kind: "answer"; status: number; body: unknown } | { kind: "garbage" } | { kind: "hang" };
+type Behaviour =
+  | { kind: "answer"; status: number; body: unknown }
+  | { kind: "garbage" }
+  | { kind: "hang" }
+  | { kind: "huge"; body: unknown };
 export async function scriptFacilitator(script: { verify?: Behaviour; settle?: Behaviour }): Promise<void> {
   await fetch(`${facilitatorBase}/__test/script`, { method: "POST", body: JSON.stringify(script) });
 }
@@ -95,6 +98,20 @@ export interface SignOptions {
   domainName?: string;
 }
 
+/**
+ * EIP-3009's typed data, written out here from the EIP (https://eips.ethereum.org/EIPS/eip-3009)
+ * rather than imported from src: a wrong type or domain in src must not be signed the same wrong
+ * way by its own tests.
+ */
+const TRANSFER_WITH_AUTHORIZATION = [
+  { name: "from", type: "address" },
+  { name: "to", type: "address" },
+  { name: "value", type: "uint256" },
+  { name: "validAfter", type: "uint256" },
+  { name: "validBefore", type: "uint256" },
+  { name: "nonce", type: "bytes32" },
+] as const;
+
 export async function signAuthorization(o: SignOptions = {}) {
   const req = o.requirement ?? requirement();
   const now = Math.floor(Date.now() / 1000);
@@ -107,9 +124,16 @@ export async function signAuthorization(o: SignOptions = {}) {
     validBefore: String(o.validBefore ?? now + 3600),
     nonce: o.nonce ?? toHex(crypto.getRandomValues(new Uint8Array(32))),
   };
+  const [namespace, chainId] = req.network.split(":");
+  if (namespace !== "eip155") throw new Error(`not an EVM network: ${req.network}`);
   const signature = await signer.signTypedData({
-    domain: { ...eip712Domain(req), ...(o.domainName ? { name: o.domainName } : {}) },
-    types: TRANSFER_WITH_AUTHORIZATION_TYPES,
+    domain: {
+      name: o.domainName ?? req.extra.name,
+      version: req.extra.version,
+      chainId: Number(chainId),
+      verifyingContract: req.asset as Hex,
+    },
+    types: { TransferWithAuthorization: TRANSFER_WITH_AUTHORIZATION },
     primaryType: "TransferWithAuthorization",
     message: {
       from: authorization.from,
