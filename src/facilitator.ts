@@ -1,12 +1,14 @@
 /**
  * HTTP client for an x402 facilitator: POST /verify and POST /settle.
  *
- * Every call has a timeout, follows no redirects, and schema-checks the reply. A reply that says
- * "invalid" (`isValid: false` / `success: false`) is an answer, whatever its status; anything else
- * that is not a well-formed 2xx answer is the facilitator failing, which the paywall turns into a
- * 502/503 without touching the origin. `fetch` is injected so tests need no global patching.
+ * Every call has a timeout, follows no redirects, reads at most MAX_FACILITATOR_REPLY_BYTES and
+ * schema-checks the reply. A well-formed reply on a 2xx is an answer, and so is a "no"
+ * (`isValid: false` / `success: false`) on a 4xx; anything else — a "yes" on a 4xx, any 3xx or 5xx,
+ * garbage — is the facilitator failing, which the paywall turns into a 502/503 without touching
+ * the origin. `fetch` is injected so tests need no global patching.
  */
 import { z } from "@x402/core/schemas";
+import { readCapped } from "./body.ts";
 import { MAX_FACILITATOR_REPLY_BYTES } from "./constants.ts";
 import { type Failure, fail } from "./errors.ts";
 
@@ -49,6 +51,8 @@ export interface Facilitator {
   settle(request: FacilitatorRequest): Promise<FacilitatorResult<SettleReply>>;
 }
 
+const UTF8 = new TextDecoder();
+
 export function createFacilitator(options: FacilitatorOptions): Facilitator {
   const call = async <T extends { isValid?: boolean; success?: boolean }>(
     path: "/verify" | "/settle",
@@ -74,7 +78,10 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
         await response.body?.cancel();
         return bad(path, `reply of ${length} bytes is too large`);
       }
-      text = await response.text();
+      // A reply without Content-Length is read with the same ceiling, never to its end.
+      const read = await readCapped(response.body, MAX_FACILITATOR_REPLY_BYTES);
+      if (!read.ok) return bad(path, "reply is too large");
+      text = UTF8.decode(read.bytes);
     } catch (error) {
       if (signal.aborted) {
         return { ok: false, failure: fail("facilitator_timeout", `The facilitator did not answer ${path} in time.`) };
@@ -88,7 +95,6 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
         ),
       };
     }
-    if (text.length > MAX_FACILITATOR_REPLY_BYTES) return bad(path, "reply is too large");
     let json: unknown;
     try {
       json = JSON.parse(text);
@@ -98,9 +104,11 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
     const parsed = schema.safeParse(json);
     if (!parsed.success) return bad(path, `HTTP ${response.status}, unexpected reply shape`);
     const positive = parsed.data.isValid === true || parsed.data.success === true;
-    // A "yes" only counts on a 2xx; a "no" counts whatever the status (facilitators use 400 for it).
-    if (positive && (response.status < 200 || response.status > 299)) return bad(path, `HTTP ${response.status}`);
-    if (!positive && response.status >= 500) return bad(path, `HTTP ${response.status}`);
+    // A "yes" only counts on a 2xx; a "no" on a 2xx or a 4xx (facilitators use 400 for it). A
+    // redirect or a 5xx is the facilitator (or something in front of it) failing, whatever its body says.
+    const status = response.status;
+    const answered = (status >= 200 && status <= 299) || (!positive && status >= 400 && status <= 499);
+    if (!answered) return bad(path, `HTTP ${status}`);
     return { ok: true, reply: parsed.data };
   };
 

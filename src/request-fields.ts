@@ -15,6 +15,7 @@
  * Content-Type claims. The bytes read are what is forwarded: the origin gets the body untouched.
  */
 
+import { readCapped } from "./body.ts";
 import { type Failure, fail } from "./errors.ts";
 import type { Field, FieldValues } from "./pricing/conditions.ts";
 
@@ -148,20 +149,9 @@ async function readJsonBody(request: Request, limit: number): Promise<BodyState>
   if (declared !== null && /^[0-9]+$/.test(declared) && Number(declared) > limit) return tooLarge();
   if (request.body === null) return { ok: true, bytes: undefined, object: undefined, text: "" };
 
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return tooLarge();
-    }
-    chunks.push(value);
-  }
-  const bytes = concat(chunks, size);
+  const read = await readCapped(request.body, limit);
+  if (!read.ok) return tooLarge();
+  const { bytes, size } = read;
   if (size === 0) return { ok: true, bytes, object: undefined, text: "" };
   const unreadable = (why: string): BodyState => ({
     ok: false,
@@ -181,17 +171,6 @@ async function readJsonBody(request: Request, limit: number): Promise<BodyState>
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return unreadable("not an object");
   return { ok: true, bytes, object: parsed as Record<string, unknown>, text };
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0] as Uint8Array;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
 }
 
 /**

@@ -103,7 +103,11 @@ export async function startOrigin(): Promise<{ port: number; close: () => Promis
   return { port, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-type Behaviour = { kind: "answer"; status: number; body: unknown } | { kind: "garbage" } | { kind: "hang" };
+type Behaviour =
+  | { kind: "answer"; status: number; body: unknown }
+  | { kind: "garbage" }
+  | { kind: "hang" }
+  | { kind: "huge"; body: unknown };
 
 /**
  * Facilitator stub. By default /verify says valid and /settle succeeds with a fresh tx hash.
@@ -132,6 +136,13 @@ export async function startFacilitator(): Promise<{ port: number; close: () => P
       return res.end("<html>surprise</html>");
     }
     if (behaviour?.kind === "answer") return json(res, behaviour.status, behaviour.body);
+    if (behaviour?.kind === "huge") {
+      // A well-formed answer padded past any sane size, chunked, with no Content-Length.
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(JSON.stringify(behaviour.body).slice(0, -1));
+      for (let i = 0; i < 64; i++) res.write(`,"pad${i}":"${"x".repeat(4096)}"`);
+      return res.end("}");
+    }
     if (step === "verify") return json(res, 200, { isValid: true, payer: from });
     tx += 1;
     return json(res, 200, {

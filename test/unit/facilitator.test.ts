@@ -15,6 +15,24 @@ function client(respond: (url: string, init: RequestInit) => Promise<Response>, 
 }
 
 const json = (status: number, body: unknown) => Promise.resolve(new Response(JSON.stringify(body), { status }));
+/** A body that never ends: a client reading it to the end would never answer (the test's timeout fails it). */
+const endless = () =>
+  new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      controller.enqueue(new TextEncoder().encode(`{"isValid":true,"pad":"${"x".repeat(4096)}`));
+    },
+  });
+/** A body sent in chunks with no Content-Length, as a streaming server would. */
+const stream = (text: string) => {
+  const bytes = new TextEncoder().encode(text);
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let i = 0; i < bytes.length; i += 4096) controller.enqueue(bytes.slice(i, i + 4096));
+      controller.close();
+    },
+  });
+};
 
 describe("createFacilitator", () => {
   it("posts JSON with the auth header, follows no redirects, and returns the reply", async () => {
@@ -48,9 +66,51 @@ describe("createFacilitator", () => {
     ["HTML", () => Promise.resolve(new Response("<html>", { status: 200 }))],
     ["the wrong shape", () => json(200, { valid: true })],
     ["an oversized reply", () => Promise.resolve(new Response("x".repeat(70_000), { status: 200 }))],
+    ["a 'yes' with a 5xx status", () => json(500, { isValid: true, payer: "0xabc" })],
+    ["a 'yes' with a 3xx status", () => json(302, { isValid: true })],
+    ["a 'no' with a 3xx status", () => json(307, { isValid: false, invalidReason: "moved" })],
+    ["a 'yes' whose isValid is a string", () => json(200, { isValid: "true" })],
+    ["a JSON array", () => json(200, [{ isValid: true }])],
+    [
+      "an endless reply streamed without Content-Length (read up to the cap, then cancelled)",
+      () => Promise.resolve(new Response(endless(), { status: 200 })),
+    ],
+    [
+      "a valid 'yes' followed by more than the cap",
+      () => Promise.resolve(new Response(stream(`{"isValid":true}${" ".repeat(70_000)}`), { status: 200 })),
+    ],
   ])("treats %s as a bad response", async (_name, respond) => {
     const result = await client(respond).verify(request);
     expect(result.ok ? "" : result.failure.reason).toBe("facilitator_bad_response");
+  });
+
+  it.each([
+    ["a 5xx", 500],
+    ["a 502", 502],
+    ["a 3xx", 303],
+    ["a 4xx", 400],
+  ])("treats a settle 'success' on %s as a bad response, not a settlement", async (_name, status) => {
+    const result = await client(() =>
+      json(status, { success: true, transaction: "0x1", network: "eip155:8453", payer: "0xabc" }),
+    ).settle(request);
+    expect(result.ok ? "" : result.failure.reason).toBe("facilitator_bad_response");
+  });
+
+  it("takes a 2xx reply with extra fields, and keeps only the fields it knows", async () => {
+    const verified = await client(() =>
+      json(200, { isValid: true, payer: "0xabc", extensions: { x: 1 }, invalidMessage: "<script>" }),
+    ).verify(request);
+    expect(verified).toEqual({ ok: true, reply: { isValid: true, payer: "0xabc" } });
+    const settled = await client(() =>
+      json(200, { success: true, transaction: "0x1", network: "eip155:8453", extra: { secret: "x" } }),
+    ).settle(request);
+    expect(settled).toEqual({ ok: true, reply: { success: true, transaction: "0x1", network: "eip155:8453" } });
+  });
+
+  it("reads a streamed reply just under the cap", async () => {
+    const body = JSON.stringify({ isValid: true, pad: "x".repeat(60_000) });
+    const result = await client(() => Promise.resolve(new Response(stream(body), { status: 200 }))).verify(request);
+    expect(result).toEqual({ ok: true, reply: { isValid: true } });
   });
 
   it("times out", async () => {

@@ -3,6 +3,7 @@
  * facilitator stub, real EIP-712 signatures.
  */
 import { beforeEach, describe, expect, it } from "vitest";
+import { eventually } from "../support/poll.ts";
 import {
   BASE_SEPOLIA_USDC,
   buyer,
@@ -103,7 +104,8 @@ describe("free and unmatched routes", () => {
   });
 
   it("strips a client's forged payer headers before forwarding", async () => {
-    await call("/health", { headers: { "x-payment-payer": buyer.address, "x-payment-route": "weather" } });
+    const res = await call("/health", { headers: { "x-payment-payer": buyer.address, "x-payment-route": "weather" } });
+    expect(res.status).toBe(200);
     const [seen] = await originLog();
     expect(seen?.headers["x-payment-payer"]).toBeUndefined();
     expect(seen?.headers["x-payment-route"]).toBeUndefined();
@@ -198,11 +200,15 @@ describe("paying with v2 (PAYMENT-SIGNATURE)", () => {
 
   it("stores a receipt in KV after settling", async () => {
     const res = await call("/api/weather/oslo", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(200);
     const tx = decodeBase64Json(res.headers.get("PAYMENT-RESPONSE")).transaction;
-    await new Promise((r) => setTimeout(r, 50)); // the receipt is written with waitUntil
-    const keys = await testEnv.RECEIPTS.list({ prefix: "r:" });
-    const receipts = await Promise.all(keys.keys.map((k) => testEnv.RECEIPTS.get(k.name, "json")));
-    const mine = receipts.find((r: any) => r.tx === tx) as any;
+    // The receipt is written with waitUntil, after the answer: wait for it, not for a fixed time.
+    const { keys, mine } = await eventually("the receipt in KV", async () => {
+      const { keys } = await testEnv.RECEIPTS.list({ prefix: "r:" });
+      const receipts = await Promise.all(keys.map((k) => testEnv.RECEIPTS.get(k.name, "json")));
+      const mine = receipts.find((r: any) => r?.tx === tx) as any;
+      return mine ? { keys, mine } : undefined;
+    });
     expect(mine).toMatchObject({
       routeId: "weather",
       payer: buyer.address,
@@ -211,7 +217,7 @@ describe("paying with v2 (PAYMENT-SIGNATURE)", () => {
       amount: "1000",
     });
     expect(mine.expiresAt).toBe(mine.settledAt);
-    expect(keys.keys.every((k) => /^r:[0-9a-f]{64}$/.test(k.name))).toBe(true);
+    expect(keys.every((k) => /^r:[0-9a-f]{64}$/.test(k.name))).toBe(true);
   });
 
   it("refuses the same payment again with payment_already_used, without facilitator or origin", async () => {
@@ -234,6 +240,7 @@ describe("paying with v2 (PAYMENT-SIGNATURE)", () => {
       JSON.stringify({ payload: decoded.payload, accepted: decoded.accepted, x402Version: 2 }, null, 2),
     );
     const again = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": respelled } });
+    expect(again.status).toBe(402);
     expect(((await again.json()) as any).error).toBe("payment_already_used");
     expect(await facilitatorLog()).toEqual([]);
   });
@@ -295,6 +302,7 @@ describe("access windows", () => {
     expect(await res.text()).toBe("report");
     // The same, served again from the access window.
     const again = await call("/reports/with-headers", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(again.status).toBe(200);
     expect(again.headers.getSetCookie()).toEqual(["a=1; Path=/", "b=2; Path=/"]);
     expect(again.headers.get("cache-control")).toBe("private, no-store");
     expect(again.headers.get("access-control-allow-origin")).toBe("https://app.example");
@@ -381,12 +389,79 @@ describe("origin and settlement failures", () => {
       502,
       "facilitator_bad_response",
     ],
+    [
+      "says isValid: true with a 500 on /verify",
+      { verify: { kind: "answer", status: 500, body: { isValid: true, payer: buyer.address } } },
+      502,
+      "facilitator_bad_response",
+    ],
+    [
+      "says isValid: true with a redirect on /verify",
+      { verify: { kind: "answer", status: 302, body: { isValid: true, payer: buyer.address } } },
+      502,
+      "facilitator_bad_response",
+    ],
+    [
+      "streams an isValid: true padded past the size cap on /verify",
+      { verify: { kind: "huge", body: { isValid: true, payer: buyer.address } } },
+      502,
+      "facilitator_bad_response",
+    ],
   ] as const)("fails closed when the facilitator %s, origin not called", async (_name, script, status, reason) => {
     await scriptFacilitator(script as never);
     const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
     expect(res.status).toBe(status);
     expect(await res.json()).toMatchObject({ error: reason });
     expect(await originLog()).toEqual([]);
+  });
+
+  it.each([
+    [
+      "says success: true with a 500",
+      {
+        kind: "answer",
+        status: 500,
+        body: { success: true, transaction: `0x${"ab".repeat(32)}`, network: "eip155:84532" },
+      },
+    ],
+    [
+      "says success: true with a 4xx",
+      {
+        kind: "answer",
+        status: 400,
+        body: { success: true, transaction: `0x${"ab".repeat(32)}`, network: "eip155:84532" },
+      },
+    ],
+    [
+      "streams a success padded past the size cap",
+      { kind: "huge", body: { success: true, transaction: `0x${"ab".repeat(32)}`, network: "eip155:84532" } },
+    ],
+  ] as const)("withholds the body when /settle %s", async (_name, settle) => {
+    await scriptFacilitator({ settle: settle as never });
+    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(502);
+    expect(res.headers.get("PAYMENT-RESPONSE")).toBeNull();
+    const text = await res.text();
+    expect(text).not.toContain("paid content");
+    expect(JSON.parse(text)).toMatchObject({ error: "facilitator_bad_response" });
+  });
+
+  it("takes a verify and settle reply with extra fields, and passes none of them on", async () => {
+    await scriptFacilitator({
+      verify: { kind: "answer", status: 200, body: { isValid: true, payer: buyer.address, extra: "v" } },
+      settle: {
+        kind: "answer",
+        status: 200,
+        body: { success: true, transaction: `0x${"cd".repeat(32)}`, network: "eip155:84532", extensions: { x: 1 } },
+      },
+    });
+    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
+    expect(res.status).toBe(200);
+    expect(decodeBase64Json(res.headers.get("PAYMENT-RESPONSE"))).toEqual({
+      success: true,
+      transaction: `0x${"cd".repeat(32)}`,
+      network: "eip155:84532",
+    });
   });
 
   it("withholds the body when /settle times out", async () => {
@@ -424,7 +499,8 @@ describe("streaming", () => {
 
   it("forwards a large request body intact", async () => {
     const big = "x".repeat(1024 * 1024) + "end";
-    await call("/health", { method: "PUT", body: big });
+    const res = await call("/health", { method: "PUT", body: big });
+    expect(res.status).toBe(200);
     const [seen] = await originLog();
     expect(seen?.body.length).toBe(big.length);
     expect(seen?.body.endsWith("end")).toBe(true);

@@ -1,0 +1,36 @@
+/**
+ * Reading a body into memory with a ceiling: the stream is cancelled as soon as it passes `limit`
+ * bytes, so an oversized body (a request priced on its JSON, a facilitator's reply) never costs
+ * more than `limit` bytes of memory, whatever its Content-Length says or omits.
+ */
+
+export type CappedBytes = { ok: true; bytes: Uint8Array; size: number } | { ok: false; readBytes: number };
+
+export async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number): Promise<CappedBytes> {
+  if (body === null) return { ok: true, bytes: new Uint8Array(0), size: 0 };
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel();
+      return { ok: false, readBytes: size };
+    }
+    chunks.push(value);
+  }
+  return { ok: true, bytes: concat(chunks, size), size };
+}
+
+export function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return out;
+}
