@@ -18,6 +18,7 @@ import { account, EXTRA_BUYERS, NETWORK, ROLE, USDC_ADDRESS } from "../../stack/
 import { localChain, USDC_ABI, usdcBalance } from "../../stack/chain.ts";
 import { type Stack, startStack } from "../../stack/index.ts";
 import { freePort } from "../../stack/ports.ts";
+import { eventually } from "../support/poll.ts";
 
 const PRICING_CACHE_SECONDS = 2;
 const merchant = account(ROLE.merchant).address;
@@ -119,8 +120,6 @@ describe("without paying", () => {
 });
 
 describe("paying", () => {
-  let v2Header: string;
-
   it("pays with @x402/fetch (v2): 200, a real transfer of exactly the price, no payment header at the origin", async () => {
     const [buyerBefore, merchantBefore] = [await balance(buyer.address), await balance(merchant)];
     const { pay, sent } = v2Buyer();
@@ -138,11 +137,15 @@ describe("paying", () => {
     expect(atOrigin?.headers["payment-signature"]).toBeUndefined();
     expect(atOrigin?.headers["x-payment"]).toBeUndefined();
     expect(atOrigin?.headers["x-payment-payer"]).toBe(buyer.address);
-    v2Header = sent.map((h) => h.get("PAYMENT-SIGNATURE")).find((h) => h) ?? "";
-    expect(v2Header).not.toBe("");
+    expect(sent.filter((h) => h.has("PAYMENT-SIGNATURE"))).toHaveLength(1);
   });
 
   it("refuses the same payment header sent again: no second transfer, origin not called", async () => {
+    // Its own payment, so this test stands whatever the one before it did.
+    const { pay, sent } = v2Buyer();
+    expect((await pay(`${base}/api/weather/paris`)).status).toBe(200);
+    const v2Header = sent.map((h) => h.get("PAYMENT-SIGNATURE")).find((h) => h) ?? "";
+    expect(v2Header).not.toBe("");
     const [merchantBefore, originBefore, settlesBefore] = [
       await balance(merchant),
       stack.origin.received.length,
@@ -277,7 +280,7 @@ describe("dynamic prices", () => {
 });
 
 describe("live price edit", () => {
-  it("serves a new price within PRICING_CACHE_SECONDS, without a restart, and charges it", async () => {
+  it("serves a price edited in KV without a restart, and charges it", async () => {
     const edited = {
       ...pricing,
       routes: pricing.routes.map((r) => (r.id === "weather" ? { ...r, price: "$0.002" } : r)),
@@ -289,11 +292,9 @@ describe("live price edit", () => {
         .amount;
     expect(await amount()).toBe("1000");
     await stack.worker.putPricing(editedFile);
-    const written = Date.now();
-    while ((await amount()) !== "2000") {
-      expect(Date.now() - written).toBeLessThan((PRICING_CACHE_SECONDS + 1) * 1000);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    // The isolate reads KV again PRICING_CACHE_SECONDS after its last read; that bound is asserted
+    // with a frozen clock in test/worker/pricing-and-config.test.ts. Here: the edit arrives at all.
+    await eventually("the edited price in a 402", async () => ((await amount()) === "2000" ? true : undefined));
     const merchantBefore = await balance(merchant);
     expect((await v2Buyer().pay(`${base}/api/weather/oslo`)).status).toBe(200);
     expect(await balance(merchant)).toBe(merchantBefore + 2000n);
@@ -306,7 +307,7 @@ describe("facilitator down", () => {
     await stack.facilitator.stop();
     const originBefore = stack.origin.received.length;
     const res = await v2Buyer().pay(`${base}/api/weather/paris`);
-    expect(res.status).toBeGreaterThanOrEqual(500);
+    expect(res.status).toBe(502);
     expect(await res.json()).toMatchObject({ error: "facilitator_unreachable" });
     expect(stack.origin.received.length).toBe(originBefore);
     const free = await fetch(`${base}/health`);

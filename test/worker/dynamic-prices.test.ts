@@ -175,6 +175,7 @@ describe("JSON body conditions", () => {
 
   it("prices a v1 buyer the same way", async () => {
     const res = await post("/v1/infer", '{"service":"llm-8b"}');
+    expect(res.status).toBe(402);
     const body = await res.json();
     expect(body).toMatchObject({ x402Version: 1, accepts: [{ maxAmountRequired: "2000" }] });
     const paid = await post("/v1/infer", '{"service":"llm-8b"}', {
@@ -280,6 +281,7 @@ describe("per-unit prices", () => {
 describe("the published price list", () => {
   it("shows conditions and unit prices", async () => {
     const res = await call("/__x402/pricing");
+    expect(res.status).toBe(200);
     const { routes } = (await res.json()) as { routes: { id: string; when?: unknown; per?: unknown }[] };
     const byId = Object.fromEntries(routes.map((r) => [r.id, r]));
     expect(byId["llm-8b"]?.when).toEqual({ body: { service: ["llm-8b", "llm-8b-fast"] } });

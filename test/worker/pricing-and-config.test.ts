@@ -46,6 +46,7 @@ describe("pricing from KV", () => {
   it("keeps serving the last valid table when KV later holds an invalid document", async () => {
     const app = createApp();
     const first = await app.fetch(new Request("https://paywall.example/api/weather/x"), env, testCtx);
+    expect(first.status).toBe(402);
     expect(await amountOf(first)).toBe("1000");
     await setPricing({ version: 1, routes: [{ id: "broken", match: "GET /x", price: "$-1" }] });
     const after = await app.fetch(new Request("https://paywall.example/api/weather/x"), env, testCtx);
@@ -232,6 +233,7 @@ describe("CORS", () => {
 
   it("exposes PAYMENT-REQUIRED on a 402", async () => {
     const res = await call("/api/weather/paris", { headers: { origin: "https://app.example" } });
+    expect(res.status).toBe(402);
     const exposed = res.headers.get("access-control-expose-headers") ?? "";
     expect(exposed).toContain("PAYMENT-REQUIRED");
     expect(exposed).toContain("PAYMENT-RESPONSE");
@@ -239,10 +241,11 @@ describe("CORS", () => {
   });
 
   it("leaves preflights for free routes to the origin", async () => {
-    await call("/health", {
+    const res = await call("/health", {
       method: "OPTIONS",
       headers: { origin: "https://app.example", "access-control-request-method": "GET" },
     });
+    expect(res.status).toBe(200);
     expect((await originLog()).map((r) => r.method)).toEqual(["OPTIONS"]);
   });
 });
@@ -272,8 +275,8 @@ describe("canonical paths (shapes that reach the Worker through fetch)", () => {
   });
 
   it("forwards exactly the path it matched", async () => {
-    await call("/health/");
-    await call("/caf%C3%A9/x:y@z;a=b");
+    expect((await call("/health/")).status).toBe(200);
+    expect((await call("/caf%C3%A9/x:y@z;a=b")).status).toBe(200);
     expect((await originLog()).map((r) => r.url)).toEqual(["/base/health/", "/base/caf%C3%A9/x:y@z;a=b"]);
   });
 });
@@ -287,6 +290,7 @@ describe("service-binding origin", () => {
     };
     const app = createApp();
     const free = await app.fetch(new Request("https://paywall.example/health?q=1"), bound, testCtx);
+    expect(free.status).toBe(200);
     expect(await free.json()).toMatchObject({ via: "service-binding", url: "https://paywall.example/health?q=1" });
     const paid = await app.fetch(
       new Request("https://paywall.example/api/weather/x", { headers: { "PAYMENT-SIGNATURE": await v2Header() } }),

@@ -45,6 +45,7 @@ beforeEach(async () => {
 
 it("answers a repeated unpaid request with the same 402, byte for byte", async () => {
   const first = await call("/api/weather/paris?units=metric");
+  expect(first.status).toBe(402);
   const second = await call("/api/weather/paris?units=metric");
   expect(second.status).toBe(402);
   expect([...second.headers]).toEqual([...first.headers]);
