@@ -39,6 +39,8 @@ export default defineConfig({
                 FACILITATOR_URL: `http://127.0.0.1:${inject<number>("facilitatorPort")}`,
                 FACILITATOR_VERIFY_TIMEOUT_MS: "1000",
                 FACILITATOR_SETTLE_TIMEOUT_MS: "1000",
+                // A settlement still pending after 1.5 s is recorded as pending (production: 20 s).
+                SETTLE_BUDGET_MS: "1500",
                 PRICING_CACHE_SECONDS: "0",
                 ORIGIN_PORT: String(inject<number>("originPort")),
                 FACILITATOR_PORT: String(inject<number>("facilitatorPort")),

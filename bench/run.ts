@@ -21,7 +21,7 @@ import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "../src/x402/eip3009.ts";
+import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "../src/schemes/exact-evm/eip3009.ts";
 import { buildWorker } from "../stack/build.ts";
 import { freePort, waitFor } from "../stack/ports.ts";
 import { WORKERD_PATH, WORKERD_VERSION } from "../stack/workerd.ts";

@@ -8,6 +8,7 @@ import { type Bindings, parseConfig } from "./config.ts";
 import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants.ts";
 import { fail } from "./errors.ts";
 import { createFacilitator } from "./facilitator.ts";
+import { Ledger } from "./ledger/client.ts";
 import { BoundedMap } from "./memo.ts";
 import { splitRawUrl } from "./path.ts";
 import { handleRequest, type Runtime } from "./paywall.ts";
@@ -60,6 +61,7 @@ export function createApp(options: AppOptions = {}) {
           log,
         }),
         receipts: new ReceiptStore(env.RECEIPTS, log),
+        ledger: new Ledger(config.ledger, config.leaseMs, log),
         facilitator: createFacilitator({
           url: config.facilitatorUrl,
           fetch: options.fetch ?? ((input, init) => fetch(input, init)),

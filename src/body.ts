@@ -6,13 +6,27 @@
 
 export type CappedBytes = { ok: true; bytes: Uint8Array; size: number } | { ok: false; readBytes: number };
 
-export async function readCapped(body: ReadableStream<Uint8Array> | null, limit: number): Promise<CappedBytes> {
+/** `signal` stops the read early (the stream is cancelled and the result is not ok). */
+export async function readCapped(
+  body: ReadableStream<Uint8Array> | null,
+  limit: number,
+  signal?: AbortSignal,
+): Promise<CappedBytes> {
   if (body === null) return { ok: true, bytes: new Uint8Array(0), size: 0 };
   const reader = body.getReader();
+  const stop = () => void reader.cancel().catch(() => {});
+  signal?.addEventListener("abort", stop, { once: true });
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let next: ReadableStreamReadResult<Uint8Array>;
+    try {
+      next = await reader.read();
+    } catch {
+      return { ok: false, readBytes: size };
+    }
+    if (signal?.aborted) return { ok: false, readBytes: size };
+    const { done, value } = next;
     if (done) break;
     size += value.byteLength;
     if (size > limit) {
@@ -21,6 +35,7 @@ export async function readCapped(body: ReadableStream<Uint8Array> | null, limit:
     }
     chunks.push(value);
   }
+  signal?.removeEventListener("abort", stop);
   return { ok: true, bytes: concat(chunks, size), size };
 }
 

@@ -5,17 +5,25 @@
  */
 import { isAddress } from "viem";
 import {
+  DEFAULT_ORIGIN_TIMEOUT_MS,
   DEFAULT_PRICING_BODY_LIMIT_BYTES,
   DEFAULT_PRICING_CACHE_SECONDS,
+  DEFAULT_RETRY_BODY_LIMIT_BYTES,
+  DEFAULT_SETTLE_BUDGET_MS,
   DEFAULT_SETTLE_TIMEOUT_MS,
   DEFAULT_VERIFY_TIMEOUT_MS,
+  LEASE_MARGIN_MS,
   MAX_PRICING_BODY_LIMIT_BYTES,
+  MAX_RETRY_BODY_LIMIT_BYTES,
 } from "./constants.ts";
+import type { PaymentLedger } from "./ledger/payment-ledger.ts";
 
 /** What wrangler.toml, `wrangler secret` and `.dev.vars` provide. */
 export interface Bindings {
   PRICING: KVNamespace;
   RECEIPTS: KVNamespace;
+  /** The payment ledger: one Durable Object per payment (ledger/payment-ledger.ts). */
+  LEDGER: DurableObjectNamespace<PaymentLedger>;
   /** Optional service binding; when present the origin is reached through it. */
   ORIGIN?: Fetcher;
   ORIGIN_URL?: string;
@@ -25,6 +33,9 @@ export interface Bindings {
   PRICING_CACHE_SECONDS?: string;
   FACILITATOR_VERIFY_TIMEOUT_MS?: string;
   FACILITATOR_SETTLE_TIMEOUT_MS?: string;
+  SETTLE_BUDGET_MS?: string;
+  ORIGIN_TIMEOUT_MS?: string;
+  RETRY_BODY_LIMIT_BYTES?: string;
   PRICING_BODY_LIMIT_BYTES?: string;
   /** Secret: sent verbatim as `Authorization` on every facilitator call. */
   FACILITATOR_AUTHORIZATION?: string;
@@ -45,6 +56,15 @@ export interface Config {
   pricingCacheMs: number;
   verifyTimeoutMs: number;
   settleTimeoutMs: number;
+  /** All the time one request spends on /settle, retries while `settlement_pending` included. */
+  settleBudgetMs: number;
+  /** How long the origin has to send its status and headers. */
+  originTimeoutMs: number;
+  /** Largest origin body kept for safe retries of a settled single-use payment; 0 keeps none. */
+  retryBodyLimitBytes: number;
+  /** How long a claim on a payment is held: verify + origin + settle budget + a margin. */
+  leaseMs: number;
+  ledger: DurableObjectNamespace<PaymentLedger>;
   /** Most bytes of a request body read to price it (rules with `when.body` or `per.body`). */
   bodyLimitBytes: number;
   facilitatorAuthorization: string | undefined;
@@ -60,6 +80,9 @@ export function parseConfig(env: Bindings): ConfigResult {
 
   if (!isKv(env.PRICING)) return bad("PRICING", "KV namespace binding PRICING is missing");
   if (!isKv(env.RECEIPTS)) return bad("RECEIPTS", "KV namespace binding RECEIPTS is missing");
+  if (!isNamespace(env.LEDGER)) {
+    return bad("LEDGER", "Durable Object binding LEDGER (class PaymentLedger) is missing");
+  }
 
   const originBinding = env.ORIGIN && typeof env.ORIGIN.fetch === "function" ? env.ORIGIN : undefined;
   let originUrl: URL | undefined;
@@ -97,6 +120,19 @@ export function parseConfig(env: Bindings): ConfigResult {
     return bad("FACILITATOR_SETTLE_TIMEOUT_MS", "must be a whole number of milliseconds from 1 to 120000");
   }
 
+  const settleBudgetMs = parseWholeNumber(env.SETTLE_BUDGET_MS, DEFAULT_SETTLE_BUDGET_MS);
+  if (!settleBudgetMs || settleBudgetMs > 300_000) {
+    return bad("SETTLE_BUDGET_MS", "must be a whole number of milliseconds from 1 to 300000");
+  }
+  const originTimeoutMs = parseWholeNumber(env.ORIGIN_TIMEOUT_MS, DEFAULT_ORIGIN_TIMEOUT_MS);
+  if (!originTimeoutMs || originTimeoutMs > 300_000) {
+    return bad("ORIGIN_TIMEOUT_MS", "must be a whole number of milliseconds from 1 to 300000");
+  }
+  const retryBodyLimitBytes = parseWholeNumber(env.RETRY_BODY_LIMIT_BYTES, DEFAULT_RETRY_BODY_LIMIT_BYTES);
+  if (retryBodyLimitBytes === undefined || retryBodyLimitBytes > MAX_RETRY_BODY_LIMIT_BYTES) {
+    return bad("RETRY_BODY_LIMIT_BYTES", `must be a whole number of bytes from 0 to ${MAX_RETRY_BODY_LIMIT_BYTES}`);
+  }
+
   const bodyLimitBytes = parseWholeNumber(env.PRICING_BODY_LIMIT_BYTES, DEFAULT_PRICING_BODY_LIMIT_BYTES);
   if (!bodyLimitBytes || bodyLimitBytes > MAX_PRICING_BODY_LIMIT_BYTES) {
     return bad("PRICING_BODY_LIMIT_BYTES", `must be a whole number of bytes from 1 to ${MAX_PRICING_BODY_LIMIT_BYTES}`);
@@ -124,6 +160,11 @@ export function parseConfig(env: Bindings): ConfigResult {
       pricingCacheMs: cacheSeconds * 1000,
       verifyTimeoutMs,
       settleTimeoutMs,
+      settleBudgetMs,
+      originTimeoutMs,
+      retryBodyLimitBytes,
+      leaseMs: verifyTimeoutMs + originTimeoutMs + settleBudgetMs + LEASE_MARGIN_MS,
+      ledger: env.LEDGER,
       bodyLimitBytes,
       facilitatorAuthorization,
       originSharedSecret,
@@ -133,6 +174,12 @@ export function parseConfig(env: Bindings): ConfigResult {
 
 function isKv(value: unknown): value is KVNamespace {
   return typeof value === "object" && value !== null && typeof (value as KVNamespace).get === "function";
+}
+
+function isNamespace(value: unknown): value is DurableObjectNamespace<PaymentLedger> {
+  return (
+    typeof value === "object" && value !== null && typeof (value as DurableObjectNamespace).getByName === "function"
+  );
 }
 
 function parseHttpUrl(raw: string): URL | undefined {

@@ -16,6 +16,40 @@ export const DEFAULT_VERIFY_TIMEOUT_MS = 5_000;
 /** Settling waits for a transaction to be included, so it gets longer than verify. */
 export const DEFAULT_SETTLE_TIMEOUT_MS = 15_000;
 /**
+ * All the time one request may spend on /settle, retries included: while the facilitator answers
+ * `settlement_pending` (broadcast, not yet confirmed) the same payload is settled again until this
+ * runs out; then the payment is recorded as pending and the buyer is told to come back with it.
+ */
+export const DEFAULT_SETTLE_BUDGET_MS = 20_000;
+/** Pause between two /settle calls for one pending settlement. */
+export const SETTLE_RETRY_DELAY_MS = 500;
+/** How long the origin has to start answering (status and headers); its body may take longer. */
+export const DEFAULT_ORIGIN_TIMEOUT_MS = 30_000;
+/**
+ * A claim's lease covers verify + origin + settle budget; this margin covers the KV and Durable
+ * Object calls around them and reading a pending answer's body.
+ */
+export const LEASE_MARGIN_MS = 10_000;
+/** Part of the margin a pending answer's body may take to read before it is kept. */
+export const PENDING_BODY_READ_MS = 5_000;
+/**
+ * Answers kept for safe retries of a settled single-use payment (same payment → same answer):
+ * at most this many body bytes, and at most this long (and never past the authorization's
+ * validBefore, after which nobody can present it).
+ */
+export const DEFAULT_RETRY_BODY_LIMIT_BYTES = 1024 * 1024;
+export const MAX_RETRY_BODY_LIMIT_BYTES = 16 * 1024 * 1024;
+export const MAX_STORED_ANSWER_SECONDS = 24 * 3600;
+/** A retry arriving while the first answer is still being copied waits this long, at most. */
+export const ANSWER_CAPTURE_MS = 30_000;
+/** Ledger rows outlive the authorization they record by this much, and never more than a week. */
+export const LEDGER_GRACE_SECONDS = 24 * 3600;
+export const LEDGER_MAX_KEEP_SECONDS = 7 * 24 * 3600;
+/** `Retry-After` for a copy of a payment that is being served now: the first copy is usually done in a second. */
+export const IN_PROGRESS_RETRY_AFTER_SECONDS = 1;
+/** `Retry-After` for a payment whose settlement is still being confirmed on chain. */
+export const PENDING_RETRY_AFTER_SECONDS = 5;
+/**
  * Request bodies read to find a priced JSON field. The whole body must fit: a field can only be
  * read unambiguously (no later duplicate key) from a body read to its end. Bodies stay buffered
  * until forwarded, so the ceiling is well inside a Worker's 128 MB.

@@ -36,12 +36,17 @@ export type Reason =
   | "access_window_expired"
   | "verify_rejected"
   | "settle_failed"
+  // the payment's state in the ledger: come back with the same payment
+  | "payment_in_progress"
+  | "settlement_pending"
   // our dependencies
   | "pricing_unavailable"
   | "facilitator_unreachable"
   | "facilitator_timeout"
   | "facilitator_bad_response"
   | "origin_unreachable"
+  | "origin_timeout"
+  | "ledger_unavailable"
   | "config_invalid"
   | "internal_error";
 
@@ -86,6 +91,9 @@ export function statusOf(reason: Reason): number {
       return 402;
     case "route_denied":
       return 403;
+    case "payment_in_progress":
+    case "settlement_pending":
+      return 409;
     case "not_found":
       return 404;
     case "method_not_allowed":
@@ -101,7 +109,10 @@ export function statusOf(reason: Reason): number {
       return 502;
     case "pricing_unavailable":
     case "facilitator_timeout":
+    case "ledger_unavailable":
       return 503;
+    case "origin_timeout":
+      return 504;
   }
 }
 

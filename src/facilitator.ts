@@ -3,9 +3,10 @@
  *
  * Every call has a timeout, follows no redirects, reads at most MAX_FACILITATOR_REPLY_BYTES and
  * schema-checks the reply. A well-formed reply on a 2xx is an answer, and so is a "no"
- * (`isValid: false` / `success: false`) on a 4xx; anything else — a "yes" on a 4xx, any 3xx or 5xx,
- * garbage — is the facilitator failing, which the paywall turns into a 502/503 without touching
- * the origin. `fetch` is injected so tests need no global patching.
+ * (`isValid: false` / `success: false`) on a 4xx, and a `settlement_pending` on any status (the
+ * official facilitator may send it with a 5xx: broadcast, not yet confirmed); anything else — a
+ * "yes" on a 4xx, any 3xx or 5xx, garbage — is the facilitator failing, which the paywall turns
+ * into a 502/503 without touching the origin. `fetch` is injected so tests need no global patching.
  */
 import { z } from "@x402/core/schemas";
 import { readCapped } from "./body.ts";
@@ -48,13 +49,17 @@ export interface FacilitatorOptions {
 
 export interface Facilitator {
   verify(request: FacilitatorRequest): Promise<FacilitatorResult<VerifyReply>>;
-  settle(request: FacilitatorRequest): Promise<FacilitatorResult<SettleReply>>;
+  /** `timeoutMs` (at most the configured settle timeout) when a settle budget is running out. */
+  settle(request: FacilitatorRequest, timeoutMs?: number): Promise<FacilitatorResult<SettleReply>>;
 }
+
+/** The official facilitator's "broadcast, not yet confirmed" (see FACTS: exactly once). */
+export const SETTLEMENT_PENDING = "settlement_pending";
 
 const UTF8 = new TextDecoder();
 
 export function createFacilitator(options: FacilitatorOptions): Facilitator {
-  const call = async <T extends { isValid?: boolean; success?: boolean }>(
+  const call = async <T extends { isValid?: boolean; success?: boolean; errorReason?: string | null }>(
     path: "/verify" | "/settle",
     body: FacilitatorRequest,
     schema: z.ZodType<T>,
@@ -107,14 +112,21 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
     // A "yes" only counts on a 2xx; a "no" on a 2xx or a 4xx (facilitators use 400 for it). A
     // redirect or a 5xx is the facilitator (or something in front of it) failing, whatever its body says.
     const status = response.status;
-    const answered = (status >= 200 && status <= 299) || (!positive && status >= 400 && status <= 499);
+    const pending = parsed.data.success === false && parsed.data.errorReason === SETTLEMENT_PENDING;
+    const answered = (status >= 200 && status <= 299) || (!positive && status >= 400 && status <= 499) || pending;
     if (!answered) return bad(path, `HTTP ${status}`);
     return { ok: true, reply: parsed.data };
   };
 
   return {
     verify: (request) => call("/verify", request, VerifyReplySchema, options.verifyTimeoutMs),
-    settle: (request) => call("/settle", request, SettleReplySchema, options.settleTimeoutMs),
+    settle: (request, timeoutMs) =>
+      call(
+        "/settle",
+        request,
+        SettleReplySchema,
+        Math.min(timeoutMs ?? options.settleTimeoutMs, options.settleTimeoutMs),
+      ),
   };
 }
 

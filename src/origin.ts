@@ -9,6 +9,8 @@
  * - Response: redirects are not followed; a `Location` on the origin's own host is rewritten to the
  *   public host; hop-by-hop headers are dropped. Content encodings pass through untouched: the
  *   Workers runtime negotiates them itself.
+ * - The origin has ORIGIN_TIMEOUT_MS to send its status and headers (`504 origin_timeout`); its
+ *   body may then take as long as it takes (the timer is cleared, so a long stream is not cut).
  * - Bodies stream both ways; nothing is buffered. The common case — nothing to strip, nothing to
  *   add — copies no headers at all (measured: this path is most of a free request's cost).
  */
@@ -61,20 +63,32 @@ export async function forwardToOrigin(config: Config, input: ForwardInput): Prom
   const { request } = input;
   const target = `${config.originBase ?? publicOrigin(request.url)}${input.path}${input.query}`;
 
+  // Not AbortSignal.timeout: aborting after the headers have arrived would cut the body short.
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), config.originTimeoutMs);
   const init: RequestInit = {
     method: request.method,
     headers: forwardedHeaders(request.headers, config, input),
     body: input.body,
     redirect: "manual",
+    signal: abort.signal,
   };
   let response: Response;
   try {
     response = config.originBinding ? await config.originBinding.fetch(target, init) : await fetch(target, init);
   } catch (error) {
+    if (abort.signal.aborted) {
+      return {
+        ok: false,
+        failure: fail("origin_timeout", `The origin did not answer within ${config.originTimeoutMs} ms.`),
+      };
+    }
     return {
       ok: false,
       failure: fail("origin_unreachable", "The origin could not be reached.", (error as Error).name),
     };
+  } finally {
+    clearTimeout(timer);
   }
   return { ok: true, response: cleanResponse(response, config, request.url) };
 }

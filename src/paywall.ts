@@ -1,18 +1,40 @@
 /**
  * The request path, as one function over the parts (see ARCHITECTURE.md):
- * canonical path → pricing → free/unmatched → payment header → decode → receipt → local checks →
- * /verify → origin → /settle (only for origin status < 400) → receipt → answer.
+ * canonical path → pricing → free/unmatched → payment header → decode → fit the route → local
+ * checks → identity → settled already? (KV receipt, else the ledger) → claim in the ledger →
+ * /verify → origin → /settle (only for origin status < 400) → ledger + receipt → answer.
+ *
+ * Exactly once. A payment is claimed in its ledger object (a Durable Object per payment identity)
+ * before the origin is called, so however many copies of it arrive, wherever, the origin runs once;
+ * the others get `409 payment_in_progress`. Outcomes are recorded there: released when nobody was
+ * charged (origin ≥ 400, verify or settle refused), settled (with the origin's answer kept, so the
+ * same payment presented again gets the same answer), or pending (broadcast, not confirmed: the
+ * answer is kept and the buyer comes back with the same payment).
  *
  * Settlement happens as soon as the origin's status and headers arrive, before its body is read:
  * bodies stream to the buyer and are never buffered whole, and if settlement fails the body is
  * cancelled unread, so unpaid content never leaves the Worker. The cost of this choice: the
  * buyer is charged once the origin has *started* a successful answer; an origin that fails
  * mid-body after a 2xx has still been paid for, exactly as with a direct paid API call.
+ * Routes with `settle: "before"` (x402 `upfront`) settle first and then run the origin once.
  */
 import type { Config } from "./config.ts";
-import { HEADER, MEMO_MAX_URL_LENGTH, PAYMENT_MEMO_MAX_BYTES } from "./constants.ts";
+import {
+  HEADER,
+  IN_PROGRESS_RETRY_AFTER_SECONDS,
+  LEDGER_GRACE_SECONDS,
+  LEDGER_MAX_KEEP_SECONDS,
+  MAX_STORED_ANSWER_SECONDS,
+  MEMO_MAX_URL_LENGTH,
+  PAYMENT_MEMO_MAX_BYTES,
+  PENDING_BODY_READ_MS,
+  PENDING_RETRY_AFTER_SECONDS,
+} from "./constants.ts";
 import { type Failure, fail } from "./errors.ts";
-import type { Facilitator, SettleReply } from "./facilitator.ts";
+import type { Facilitator, FacilitatorRequest } from "./facilitator.ts";
+import { answerResponse, copyForRetries, mayKeep, readForPending } from "./ledger/answer.ts";
+import type { Ledger, PaymentHandle } from "./ledger/client.ts";
+import type { ClaimResult, LedgerRecord, StoredAnswer } from "./ledger/types.ts";
 import type { BoundedMap } from "./memo.ts";
 import { forwardToOrigin } from "./origin.ts";
 import { canonicalisePath } from "./path.ts";
@@ -29,12 +51,15 @@ import {
   markPaid,
   paymentFailureResponse,
   preflightResponse,
+  retryLaterResponse,
   withCors,
 } from "./responses.ts";
-import { checkAuthorization, checkSignature, selectRequirement } from "./x402/checks.ts";
+import { checkAuthorization, checkSignature, findRequirement, selectRequirement } from "./schemes/exact-evm/checks.ts";
+import { exactEvmIdentity } from "./schemes/exact-evm/identity.ts";
+import { decodePayment, type Payment } from "./schemes/exact-evm/payment.ts";
+import { type SettleOutcome, settleWithinBudget } from "./settlement.ts";
 import { encodeHeaderJson } from "./x402/codec.ts";
 import { toV1Network } from "./x402/networks.ts";
-import { decodePayment, type Payment } from "./x402/payment.ts";
 import { toRequirementV1 } from "./x402/requirements.ts";
 
 export interface Runtime {
@@ -42,7 +67,8 @@ export interface Runtime {
   pricing: PricingStore;
   receipts: ReceiptStore;
   facilitator: Facilitator;
-  /** Payment header → the decoded payment and its receipt key. */
+  ledger: Ledger;
+  /** Payment header → the decoded payment, and what its signature was checked for. */
   payments: BoundedMap<string, DecodedPayment>;
   /** Request URL → the 402 it got when unpaid, for routes whose price reads nothing but the URL. */
   unpaid: BoundedMap<string, UnpaidAnswer>;
@@ -55,7 +81,8 @@ type WaitUntil = (promise: Promise<unknown>) => void;
 export interface DecodedPayment {
   version: 1 | 2;
   payment: Payment;
-  key: string;
+  /** Set once the signature recovered to the payer under this token's domain. */
+  checked?: { domain: string; identity: string; key: string };
 }
 
 export interface UnpaidAnswer {
@@ -160,6 +187,24 @@ interface Priced {
   fields: FieldReader | undefined;
 }
 
+/** One paid request, once its payment is decoded and checked: what every later step needs. */
+interface Paid {
+  request: Request;
+  rt: Runtime;
+  waitUntil: WaitUntil;
+  p: Priced;
+  version: 1 | 2;
+  payment: Payment;
+  /** The route's requirement this payment is for. */
+  requirement: Requirement;
+  /** Receipt key in KV (a hash of the identity). */
+  key: string;
+  ledger: PaymentHandle;
+  /** `METHOD path?query`: a stored answer is only given back for the same request. */
+  requestKey: string;
+  refuse: (failure: Failure) => Response;
+}
+
 /** The body to forward: the bytes read to price the request, else the untouched stream. */
 function bodyOf(request: Request, fields: FieldReader | undefined): BodyInit | null {
   return fields?.bodyRead ? (fields.bodyBytes ?? null) : request.body;
@@ -194,118 +239,390 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   if (known?.version !== version) {
     const decoded = decodePayment(header, version);
     if (!decoded.ok) return refuse(decoded.failure);
-    known = { version, payment: decoded.payment, key: await receiptKey(decoded.payment) };
+    known = { version, payment: decoded.payment };
     if (header.length <= PAYMENT_MEMO_MAX_BYTES) rt.payments.set(header, known);
   }
-  const { payment, key } = known;
+  const { payment } = known;
   const nowSeconds = Math.floor(rt.nowMs() / 1000);
 
-  // A payment we have already settled: an open access window on this route, or a refusal.
+  // Which of the route's requirements the payment is for: its terms now, or what a 402 offered
+  // just before a price edit. A payment that fits neither may still be one already settled.
+  const selected = selectRequirement(payment, route);
+  const terms = selected.ok ? checkAuthorization(payment, selected.requirement, nowSeconds) : selected.failure;
+  const requirement = !terms && selected.ok ? selected.requirement : await selectFromRetired(payment, request, rt, p);
+  const domain = requirement ?? findRequirement(payment, route);
+  if (!domain) return refuse(terms as Failure);
+
+  // The signature must recover to the payer before the payment's identity means anything: the
+  // identity (network, asset, payer, nonce) is public once settled.
+  const domainKey = `${domain.network}|${domain.asset}|${domain.extra.name}|${domain.extra.version}`;
+  if (known.checked?.domain !== domainKey) {
+    const badSignature = await checkSignature(payment, domain);
+    if (badSignature) return refuse(badSignature);
+    const identity = exactEvmIdentity(payment, domain);
+    known.checked = { domain: domainKey, identity, key: await receiptKey(identity) };
+  }
+  const { identity, key } = known.checked;
+  const paid: Paid = {
+    request,
+    rt,
+    waitUntil,
+    p,
+    version,
+    payment,
+    requirement: domain,
+    key,
+    ledger: rt.ledger.forPayment(identity),
+    requestKey: `${request.method} ${p.path}${p.query}`,
+    refuse,
+  };
+
+  // Settled already? A receipt in this location's KV answers without a ledger round trip.
   const receipt = await rt.receipts.get(key, nowSeconds);
   if (receipt) {
-    if (receipt.routeId !== route.id || route.accessTtlSeconds === undefined) {
-      return refuse(fail("payment_already_used", "This payment has already been settled.", receipt.tx));
+    if (!receipt.answerKept || receipt.request !== paid.requestKey || isAccessWindow(receipt, route)) {
+      return serveSettled(paid, receipt, undefined);
     }
+    const stored = await paid.ledger.lookup(rt.nowMs());
+    if (!stored.ok) return refuse(stored.failure);
+    if (stored.value.kind === "settled") {
+      return serveSettled(paid, receiptOf(stored.value.record, true), stored.value.answer);
+    }
+    return serveSettled(paid, receipt, undefined);
+  }
+
+  if (!requirement) {
+    // Not fitting today's terms, and unknown here: only the ledger can say it was settled elsewhere.
+    if (terms && MAYBE_SETTLED.has(terms.reason)) {
+      const looked = await paid.ledger.lookup(rt.nowMs());
+      if (looked.ok && looked.value.kind !== "none") return answerKnown(paid, looked.value);
+    }
+    return refuse(terms as Failure);
+  }
+
+  const claimed = await paid.ledger.claim(rt.nowMs());
+  if (!claimed.ok) return refuse(claimed.failure);
+  if (claimed.value.kind !== "claimed") return answerKnown(paid, claimed.value);
+  return route.settleBefore ? settleThenServe(paid) : serveThenSettle(paid);
+}
+
+/** Fit failures a payment settled under older terms (or a while ago) would show. */
+const MAYBE_SETTLED = new Set(["amount_mismatch", "pay_to_mismatch", "payment_expired"]);
+
+/** The ledger knows this payment: someone holds it, it settled, or its settlement is pending. */
+function answerKnown(paid: Paid, known: Exclude<ClaimResult, { kind: "claimed" }>): Promise<Response> | Response {
+  switch (known.kind) {
+    case "busy":
+      // The copy being served is usually done within a second, however long its lease runs.
+      return retryLaterResponse(
+        fail("payment_in_progress", "This payment is being served right now; present it again shortly."),
+        IN_PROGRESS_RETRY_AFTER_SECONDS,
+      );
+    case "settled":
+      return serveSettled(paid, receiptOf(known.record, known.answer !== undefined), known.answer);
+    case "pending":
+      return known.leased ? confirmPending(paid, known.record, known.answer) : pendingResponse(paid, known.record);
+  }
+}
+
+/**
+ * A settled payment presented again: its access window, the answer it bought (same request), or
+ * a refusal. Learnt from the ledger, the receipt is remembered in this isolate.
+ */
+async function serveSettled(paid: Paid, receipt: Receipt, answer: StoredAnswer | undefined): Promise<Response> {
+  const { rt, p, version } = paid;
+  const nowSeconds = Math.floor(rt.nowMs() / 1000);
+  rt.receipts.remember(paid.key, receipt, Math.max(receipt.expiresAt, nowSeconds + 60));
+  if (isAccessWindow(receipt, p.route)) {
     if (receipt.expiresAt <= nowSeconds) {
-      return refuse(fail("access_window_expired", "The access window bought with this payment has ended.", receipt.tx));
+      return paid.refuse(
+        fail("access_window_expired", "The access window bought with this payment has ended.", receipt.tx),
+      );
     }
     const forwarded = await forwardToOrigin(rt.config, {
-      request,
+      request: paid.request,
       path: p.path,
       query: p.query,
-      body: bodyOf(request, p.fields),
+      body: bodyOf(paid.request, p.fields),
       payer: receipt.payer,
-      routeId: route.id,
+      routeId: p.route.id,
     });
     if (!forwarded.ok) return markPaid(errorResponse(forwarded.failure));
     return markPaid(forwarded.response, receiptHeader(version, receipt));
   }
-
-  const fitted = fitPayment(payment, route, nowSeconds);
-  let requirement: Requirement;
-  if (fitted.ok) {
-    requirement = fitted.requirement;
-  } else {
-    const offeredBefore = await selectFromRetired(payment, request, rt, p);
-    if (!offeredBefore) return refuse(fitted.failure);
-    requirement = offeredBefore;
+  if (answer && receipt.request === paid.requestKey && answerFresh(receipt, nowSeconds)) {
+    rt.log("payment_replayed", { route: p.route.id, tx: receipt.tx });
+    return markPaid(answerResponse(answer), receiptHeader(version, receipt));
   }
-  const badSignature = await checkSignature(payment, requirement);
-  if (badSignature) return refuse(badSignature);
+  return paid.refuse(fail("payment_already_used", "This payment has already been settled.", receipt.tx));
+}
 
-  const facilitatorRequest = {
-    x402Version: version,
-    paymentPayload: payment.raw,
-    paymentRequirements: version === 2 ? requirement : toRequirementV1(requirement, route, resourceUrl),
-  } as const;
+/** The x402 `authorization` flow: verify, run the origin, settle only if it succeeded. */
+async function serveThenSettle(paid: Paid): Promise<Response> {
+  const { rt, p, payment, requirement } = paid;
+  const facilitatorRequest = facilitatorRequestOf(paid);
   const verified = await rt.facilitator.verify(facilitatorRequest);
-  if (!verified.ok) return refuse(verified.failure);
-  if (!verified.reply.isValid) {
-    return refuse(
+  if (!verified.ok || !verified.reply.isValid) {
+    await paid.ledger.release();
+    if (!verified.ok) return paid.refuse(verified.failure);
+    return paid.refuse(
       fail("verify_rejected", "The facilitator rejected this payment.", verified.reply.invalidReason ?? "unknown"),
     );
   }
   const payer = verified.reply.payer ?? payment.authorization.from;
 
   const forwarded = await forwardToOrigin(rt.config, {
-    request,
+    request: paid.request,
     path: p.path,
     query: p.query,
-    body: bodyOf(request, p.fields),
+    body: bodyOf(paid.request, p.fields),
     payer,
-    routeId: route.id,
+    routeId: p.route.id,
   });
-  if (!forwarded.ok) return markPaid(errorResponse(forwarded.failure));
+  if (!forwarded.ok) {
+    await paid.ledger.release();
+    return markPaid(errorResponse(forwarded.failure));
+  }
   const response = forwarded.response;
   // The origin failed: nobody is charged, and the buyer may retry with the same payment.
-  if (response.status >= 400) return markPaid(response);
-
-  const settled = await rt.facilitator.settle(facilitatorRequest);
-  if (!settled.ok || !settled.reply.success) {
-    await response.body?.cancel();
-    if (!settled.ok) return refuse(settled.failure);
-    return refuse(fail("settle_failed", "The payment could not be settled.", settled.reply.errorReason ?? "unknown"));
+  if (response.status >= 400) {
+    await paid.ledger.release();
+    return markPaid(response);
   }
 
-  const stored: Receipt = {
-    routeId: route.id,
-    payer: settled.reply.payer ?? payer,
-    network: payment.network,
-    asset: requirement.asset,
-    amount: requirement.amount,
-    tx: settled.reply.transaction,
-    settledAt: nowSeconds,
-    expiresAt: nowSeconds + (route.accessTtlSeconds ?? 0),
-  };
-  waitUntil(
-    rt.receipts.put(key, stored, receiptTtlSeconds(stored, payment.authorization.validBefore, nowSeconds), nowSeconds),
+  const outcome = await settle(rt, facilitatorRequest, undefined);
+  const record = recordOf(paid, payer, requirement, outcome, facilitatorRequest, false);
+  switch (outcome.kind) {
+    case "refused":
+      await response.body?.cancel();
+      await paid.ledger.release();
+      return paid.refuse(fail("settle_failed", "The payment could not be settled.", outcome.reason));
+    case "pending":
+      return keepPending(paid, record, response);
+    case "settled": {
+      const capture = isSingleUse(p.route) && mayKeep(response, rt.config.retryBodyLimitBytes);
+      // Off the critical path: until this lands, the claim still holds off every copy of the payment.
+      const written = paid.ledger.settle(rt.nowMs(), record, capture, ledgerExpiresAtMs(record));
+      paid.waitUntil(written);
+      rt.log("payment_settled", { route: p.route.id, payer: record.payer, amount: record.amount, tx: record.tx });
+      return finishAnswer(paid, record, response, capture, written);
+    }
+  }
+}
+
+/**
+ * The x402 `upfront` flow (`settle: "before"`), for origins with side effects: settle, then run the
+ * origin once. The buyer is charged even if the origin then fails, and a retry gets that answer.
+ */
+async function settleThenServe(paid: Paid, pendingBefore?: LedgerRecord): Promise<Response> {
+  const { rt, requirement } = paid;
+  const facilitatorRequest = pendingBefore?.settleRequest ?? facilitatorRequestOf(paid);
+  const outcome = await settle(rt, facilitatorRequest, pendingBefore);
+  const payer =
+    outcome.kind === "settled" && outcome.reply.payer ? outcome.reply.payer : paid.payment.authorization.from;
+  const record = recordOf(paid, payer, requirement, outcome, facilitatorRequest, true);
+  if (outcome.kind === "refused") {
+    await paid.ledger.release();
+    return paid.refuse(fail("settle_failed", "The payment could not be settled.", outcome.reason));
+  }
+  if (outcome.kind === "pending") return keepPending(paid, record, undefined);
+
+  // Recorded before the origin runs, so a copy arriving meanwhile finds it settled (and, for a
+  // single-use route, waits for the answer being copied).
+  const capture = isSingleUse(paid.p.route) && rt.config.retryBodyLimitBytes > 0;
+  const written = paid.ledger.settle(rt.nowMs(), record, capture, ledgerExpiresAtMs(record));
+  await written;
+  rt.log("payment_settled", { route: paid.p.route.id, payer: record.payer, amount: record.amount, tx: record.tx });
+  const forwarded = await forwardToOrigin(rt.config, {
+    request: paid.request,
+    path: paid.p.path,
+    query: paid.p.query,
+    body: bodyOf(paid.request, paid.p.fields),
+    payer,
+    routeId: paid.p.route.id,
+  });
+  const response = forwarded.ok ? forwarded.response : errorResponse(forwarded.failure);
+  return finishAnswer(paid, record, response, capture, written);
+}
+
+/**
+ * A pending payment presented again, and this request now holds its lease: settle the same
+ * request again. Confirmed → the kept answer (or, upfront, the origin runs now); failed → released.
+ */
+async function confirmPending(paid: Paid, record: LedgerRecord, answer: StoredAnswer | undefined): Promise<Response> {
+  const { rt } = paid;
+  if (record.upfront) return settleThenServe(paid, record);
+  const outcome = await settle(rt, record.settleRequest ?? facilitatorRequestOf(paid), record);
+  if (outcome.kind === "refused") {
+    await paid.ledger.release();
+    return paid.refuse(
+      fail("settle_failed", "The payment's pending settlement failed; nobody was charged.", outcome.reason),
+    );
+  }
+  if (outcome.kind === "pending") {
+    // Still not confirmed: the kept answer stays, and the lease is given back for the next try.
+    const still = { ...record, tx: outcome.tx || record.tx };
+    await paid.ledger.pend(still, undefined, 0, ledgerExpiresAtMs(still));
+    return pendingResponse(paid, still);
+  }
+  const settled: LedgerRecord = { ...record, tx: outcome.reply.transaction || record.tx, settleRequest: undefined };
+  await paid.ledger.settle(rt.nowMs(), settled, false, ledgerExpiresAtMs(settled));
+  const receipt = receiptOf(settled, answer !== undefined);
+  writeReceipt(paid, receipt);
+  rt.log("payment_confirmed", { route: paid.p.route.id, payer: settled.payer, amount: settled.amount, tx: settled.tx });
+  return serveSettled(paid, receipt, answer);
+}
+
+/**
+ * Streams a settled payment's answer to the buyer; with `capture`, keeps a copy in the ledger once
+ * the settled record is `written` there (a copy kept before it would be refused). The KV receipt
+ * follows, saying whether the answer was kept.
+ */
+function finishAnswer(
+  paid: Paid,
+  record: LedgerRecord,
+  response: Response,
+  capture: boolean,
+  written: Promise<boolean>,
+): Response {
+  const receipt = receiptOf(record, false);
+  if (!capture) {
+    writeReceipt(paid, receipt);
+    return markPaid(response, receiptHeader(paid.version, receipt));
+  }
+  const { response: streamed, copy } = copyForRetries(response, paid.rt.config.retryBodyLimitBytes);
+  paid.waitUntil(
+    copy.then(async (answer) => {
+      const kept = (await written) && (await paid.ledger.keepAnswer(answer)) && answer !== undefined;
+      await writeReceiptNow(paid, receiptOf(record, kept));
+    }),
   );
-  rt.log("payment_settled", { route: route.id, payer: stored.payer, amount: stored.amount, tx: stored.tx });
-  return markPaid(response, settlementHeader(version, settled.reply));
+  return markPaid(streamed, receiptHeader(paid.version, receipt));
 }
 
-/** `PAYMENT-RESPONSE` (v2) or `X-PAYMENT-RESPONSE` (v1) with the base64 SettleResponse. */
-function settlementHeader(version: 1 | 2, settlement: SettleReply): [string, string] {
-  const body = {
-    success: settlement.success,
-    transaction: settlement.transaction,
-    network: version === 1 ? (toV1Network(settlement.network) ?? settlement.network) : settlement.network,
-    ...(settlement.payer ? { payer: settlement.payer } : {}),
+/**
+ * Settlement was broadcast but not confirmed within the budget (or its outcome is unknown): keep
+ * the answer with the pending payment and tell the buyer to come back with the same payment. An
+ * answer too large or too slow to keep is delivered now instead: the transfer has been sent, and
+ * leaving the buyer charged without the content would be worse.
+ */
+async function keepPending(paid: Paid, record: LedgerRecord, response: Response | undefined): Promise<Response> {
+  const { rt } = paid;
+  const unknown = record.tx === "";
+  // An unknown outcome may still be in flight at the facilitator: do not settle it again before
+  // that call has surely finished.
+  const notBeforeMs = unknown ? rt.nowMs() + rt.config.settleTimeoutMs : 0;
+  const expiresAtMs = ledgerExpiresAtMs(record);
+  rt.log("payment_pending", { route: paid.p.route.id, payer: record.payer, tx: record.tx });
+  if (!response) {
+    if (!(await paid.ledger.pend(record, undefined, notBeforeMs, expiresAtMs))) {
+      return errorResponse(fail("ledger_unavailable", "The payment's pending settlement could not be recorded."));
+    }
+    return pendingResponse(paid, record);
+  }
+  const read = await readForPending(response, rt.config.retryBodyLimitBytes, PENDING_BODY_READ_MS);
+  const kept = await paid.ledger.pend(record, read.answer, notBeforeMs, expiresAtMs);
+  if (read.answer && kept) return pendingResponse(paid, record);
+  const content = read.answer ? answerResponse(read.answer) : (read.response as Response);
+  return markPaid(content, pendingHeader(paid.version, record));
+}
+
+function pendingResponse(paid: Paid, record: LedgerRecord): Response {
+  return retryLaterResponse(
+    fail(
+      "settlement_pending",
+      "The payment was sent to the chain and is not confirmed yet; present the same payment again to get the answer.",
+      record.tx || undefined,
+    ),
+    PENDING_RETRY_AFTER_SECONDS,
+    pendingHeader(paid.version, record),
+  );
+}
+
+async function settle(rt: Runtime, request: FacilitatorRequest, pending: LedgerRecord | undefined) {
+  return settleWithinBudget(rt.facilitator, request, {
+    budgetMs: rt.config.settleBudgetMs,
+    ...(pending ? { broadcast: { tx: pending.tx } } : {}),
+  });
+}
+
+function facilitatorRequestOf(paid: Paid): FacilitatorRequest {
+  const { version, payment, requirement, p, request } = paid;
+  return {
+    x402Version: version,
+    paymentPayload: payment.raw,
+    paymentRequirements: version === 2 ? requirement : toRequirementV1(requirement, p.route, request.url),
   };
-  return [version === 2 ? HEADER.paymentResponse : HEADER.xPaymentResponse, encodeHeaderJson(body)];
 }
 
-/** The route's requirement this payment is for, with its recipient, amount and validity window checked. */
-function fitPayment(
-  payment: Payment,
-  route: RouteRule,
-  nowSeconds: number,
-): { ok: true; requirement: Requirement } | { ok: false; failure: Failure } {
-  const selected = selectRequirement(payment, route);
-  if (!selected.ok) return selected;
-  const failure = checkAuthorization(payment, selected.requirement, nowSeconds);
-  return failure ? { ok: false, failure } : selected;
+/** `settleRequest` is kept with a pending record: confirming must repeat exactly that request. */
+function recordOf(
+  paid: Paid,
+  payer: string,
+  requirement: Requirement,
+  outcome: SettleOutcome,
+  settleRequest: FacilitatorRequest,
+  upfront: boolean,
+): LedgerRecord {
+  const nowSeconds = Math.floor(paid.rt.nowMs() / 1000);
+  const settled = outcome.kind === "settled";
+  return {
+    routeId: paid.p.route.id,
+    request: paid.requestKey,
+    payer: settled && outcome.reply.payer ? outcome.reply.payer : payer,
+    amount: requirement.amount,
+    asset: requirement.asset,
+    network: paid.payment.network,
+    tx: settled ? outcome.reply.transaction : outcome.kind === "pending" ? outcome.tx : "",
+    settledAt: nowSeconds,
+    accessUntil: nowSeconds + (paid.p.route.accessTtlSeconds ?? 0),
+    validBefore: paid.payment.authorization.validBefore,
+    ...(outcome.kind === "pending" ? { settleRequest } : {}),
+    ...(upfront ? { upfront: true } : {}),
+  };
 }
+
+function receiptOf(record: LedgerRecord, answerKept: boolean): Receipt {
+  return {
+    routeId: record.routeId,
+    request: record.request,
+    payer: record.payer,
+    network: record.network,
+    asset: record.asset,
+    amount: record.amount,
+    tx: record.tx,
+    settledAt: record.settledAt,
+    expiresAt: record.accessUntil,
+    validBefore: record.validBefore,
+    answerKept,
+  };
+}
+
+function writeReceipt(paid: Paid, receipt: Receipt): void {
+  paid.waitUntil(writeReceiptNow(paid, receipt));
+}
+
+function writeReceiptNow(paid: Paid, receipt: Receipt): Promise<void> {
+  const nowSeconds = Math.floor(paid.rt.nowMs() / 1000);
+  return paid.rt.receipts.put(paid.key, receipt, receiptTtlSeconds(receipt, nowSeconds), nowSeconds);
+}
+
+/** A ledger row outlives the authorization (and the access window) it records, within a week. */
+function ledgerExpiresAtMs(record: LedgerRecord): number {
+  const validBefore = Number(BigInt(record.validBefore) > 2n ** 40n ? 2n ** 40n : BigInt(record.validBefore));
+  const keep = Math.max(validBefore + LEDGER_GRACE_SECONDS, record.accessUntil);
+  return Math.min(keep, record.settledAt + LEDGER_MAX_KEEP_SECONDS) * 1000;
+}
+
+const isSingleUse = (route: RouteRule) => route.accessTtlSeconds === undefined;
+
+/** The payment bought an access window on this route (whatever the route's settings are now). */
+const isAccessWindow = (receipt: Receipt, route: RouteRule) =>
+  receipt.routeId === route.id && receipt.expiresAt > receipt.settledAt;
+
+/** A kept answer is given back for a day at most, and never once the authorization has expired. */
+const answerFresh = (receipt: Receipt, nowSeconds: number) =>
+  nowSeconds < receipt.settledAt + MAX_STORED_ANSWER_SECONDS && BigInt(nowSeconds) < BigInt(receipt.validBefore);
 
 /**
  * A payment made against what a 402 offered just before a price edit: accepted if it fits a
@@ -333,14 +650,41 @@ async function selectFromRetired(
       old = entry;
     }
     if (old.accepts.length === 0) continue;
-    const fitted = fitPayment(payment, old, Math.floor(nowMs / 1000));
-    if (fitted.ok && nowMs - retiredAtMs <= fitted.requirement.maxTimeoutSeconds * 1000) return fitted.requirement;
+    const selected = selectRequirement(payment, old);
+    if (!selected.ok) continue;
+    if (checkAuthorization(payment, selected.requirement, Math.floor(nowMs / 1000))) continue;
+    if (nowMs - retiredAtMs <= selected.requirement.maxTimeoutSeconds * 1000) return selected.requirement;
   }
   return undefined;
 }
 
+/** `PAYMENT-RESPONSE` (v2) or `X-PAYMENT-RESPONSE` (v1) with the base64 SettleResponse. */
+function settlementHeader(
+  version: 1 | 2,
+  settlement: { success: boolean; errorReason?: string; transaction: string; network: string; payer?: string },
+): [string, string] {
+  const body = {
+    success: settlement.success,
+    ...(settlement.errorReason ? { errorReason: settlement.errorReason } : {}),
+    transaction: settlement.transaction,
+    network: version === 1 ? (toV1Network(settlement.network) ?? settlement.network) : settlement.network,
+    ...(settlement.payer ? { payer: settlement.payer } : {}),
+  };
+  return [version === 2 ? HEADER.paymentResponse : HEADER.xPaymentResponse, encodeHeaderJson(body)];
+}
+
+function pendingHeader(version: 1 | 2, record: LedgerRecord): [string, string] {
+  return settlementHeader(version, {
+    success: false,
+    errorReason: "settlement_pending",
+    transaction: record.tx,
+    network: record.network,
+    payer: record.payer,
+  });
+}
+
 /**
- * The settlement header for a request served from a receipt. Receipts live in the isolate's memo,
+ * The settlement header for a settled payment served again. Receipts live in the isolate's memo,
  * so each is encoded once per protocol version rather than on every visit of its access window.
  */
 function receiptHeader(version: 1 | 2, receipt: Receipt): [string, string] {

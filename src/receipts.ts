@@ -1,28 +1,27 @@
 /**
- * Receipts of settled payments in KV (namespace RECEIPTS), with a small in-isolate memo.
+ * Receipts of settled payments in KV (namespace RECEIPTS), with a small in-isolate memo: the cache
+ * in front of the payment ledger (ledger/), never the authority.
  *
- * Key: `r:<sha256>` over the payment's identity — network, every signed authorization field and
- * the signature — so the same signed payment maps to one key however its JSON is spelled.
- * Value: `{routeId, payer, network, asset, amount, tx, settledAt, expiresAt}` (seconds).
+ * Key: `r:<sha256 of the payment identity>` (schemes/exact-evm/identity.ts: network, asset, payer,
+ * nonce), so every spelling of one payment finds one receipt.
+ * Value: the ledger's record of the settlement (`{routeId, request, payer, network, asset, amount,
+ * tx, settledAt, expiresAt, validBefore, answerKept}`, seconds).
  *
- * What KV can and cannot promise here. KV is eventually consistent (a write may take ~60 s to reach
- * other locations) and has no compare-and-set, so a receipt is a cache, not a lock:
- * - a payment replayed at another location within that window may miss the receipt. It then goes
- *   the full way: /verify fails once the first settle has landed (`nonce already used`), or, if both
- *   race before that, both reach /settle and the token contract lets exactly one through; the loser
- *   gets 402 and the origin's body is withheld. The on-chain EIP-3009 nonce is the real guard
- *   against double spending; receipts make the common replay cheap to refuse and make access
- *   windows possible without a facilitator call.
- * - an access window is only as reliable as the receipt's propagation; a miss costs the buyer a
- *   refusal (fail closed), never the owner free content.
+ * What KV is for, and what it cannot do. A KV read is local to the location; a Durable Object may
+ * be on the other side of the world. So a receipt lets an isolate refuse an old replay, or serve a
+ * known access window, without a ledger round trip. But KV is eventually consistent (a write may
+ * take ~60 s to reach other locations) and has no compare-and-set, so it never decides anything
+ * that must happen once: a miss always asks the ledger (never the facilitator first), and a
+ * payment is only ever claimed, settled or released in the ledger.
  */
 import { z } from "@x402/core/schemas";
 import { KV_MIN_TTL_SECONDS, RECEIPT_KEY_PREFIX, RECEIPT_MEMO_ENTRIES } from "./constants.ts";
 import { BoundedMap } from "./memo.ts";
-import type { Payment } from "./x402/payment.ts";
 
 export interface Receipt {
   routeId: string;
+  /** `METHOD path?query` the payment was spent on. */
+  request: string;
   payer: string;
   network: string;
   asset: string;
@@ -31,10 +30,14 @@ export interface Receipt {
   settledAt: number;
   /** End of the access window (seconds); equal to `settledAt` for single-use routes. */
   expiresAt: number;
+  validBefore: string;
+  /** The ledger keeps the origin's answer for safe retries of this (single-use) payment. */
+  answerKept: boolean;
 }
 
 const ReceiptSchema = z.object({
   routeId: z.string(),
+  request: z.string(),
   payer: z.string(),
   network: z.string(),
   asset: z.string(),
@@ -42,23 +45,21 @@ const ReceiptSchema = z.object({
   tx: z.string(),
   settledAt: z.number(),
   expiresAt: z.number(),
+  validBefore: z.string(),
+  answerKept: z.boolean(),
 });
 
 /** Single-use receipts need only outlive the authorization; keep them at most this long. */
 const MAX_SINGLE_USE_TTL_SECONDS = 7 * 24 * 3600;
 
-export async function receiptKey(payment: Payment): Promise<string> {
-  const a = payment.authorization;
-  const identity = [payment.network, a.from, a.to, a.value, a.validAfter, a.validBefore, a.nonce, payment.signature]
-    .join("|")
-    .toLowerCase();
+export async function receiptKey(identity: string): Promise<string> {
   const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(identity));
   return RECEIPT_KEY_PREFIX + [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** How long KV keeps a receipt: the access window, or until the authorization itself expires. */
-export function receiptTtlSeconds(receipt: Receipt, validBefore: string, nowSeconds: number): number {
-  const untilExpiry = Math.min(Number(BigInt(validBefore) - BigInt(nowSeconds)), MAX_SINGLE_USE_TTL_SECONDS);
+export function receiptTtlSeconds(receipt: Receipt, nowSeconds: number): number {
+  const untilExpiry = Math.min(Number(BigInt(receipt.validBefore) - BigInt(nowSeconds)), MAX_SINGLE_USE_TTL_SECONDS);
   return Math.max(KV_MIN_TTL_SECONDS, receipt.expiresAt - nowSeconds, untilExpiry);
 }
 
@@ -81,7 +82,7 @@ export class ReceiptStore {
     try {
       value = await this.kv.get(key, "json");
     } catch (error) {
-      // Treated as a miss: the facilitator and the chain still refuse a spent payment.
+      // Treated as a miss: the ledger is asked instead.
       this.log("receipt_kv_error", { message: (error as Error).message });
       return undefined;
     }
@@ -105,7 +106,8 @@ export class ReceiptStore {
     }
   }
 
-  private remember(key: string, receipt: Receipt, forgetAt: number): void {
+  /** A settlement learnt from the ledger: remembered in this isolate only (the settling one writes KV). */
+  remember(key: string, receipt: Receipt, forgetAt: number): void {
     this.memo.set(key, { receipt, forgetAt });
   }
 }

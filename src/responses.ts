@@ -32,6 +32,22 @@ export function errorResponse(failure: Failure): Response {
 }
 
 /**
+ * "Come back with the same payment": a copy of a payment that is being served now
+ * (`payment_in_progress`), or one whose settlement is not confirmed yet (`settlement_pending`).
+ * A 409 with `Retry-After`, never a 402: on a 402 the official clients would sign and pay again.
+ */
+export function retryLaterResponse(
+  failure: Failure,
+  retryAfterSeconds: number,
+  extra?: [name: string, value: string],
+): Response {
+  const response = withCors(errorResponse(failure));
+  response.headers.set("retry-after", String(retryAfterSeconds));
+  if (extra) response.headers.set(extra[0], extra[1]);
+  return response;
+}
+
+/**
  * A failure on a priced route. 402s carry the requirements again (v2 header, v1 body, `error` =
  * the reason) so the buyer can pay correctly; other statuses get the plain error body.
  */

@@ -20,13 +20,28 @@ export interface FacilitatorServer {
   calls: { path: string; body: unknown }[];
 }
 
-export async function startFacilitator(port: number, rpcUrl: string): Promise<FacilitatorServer> {
+export interface FacilitatorOptions {
+  /**
+   * How long /settle waits for the transaction's receipt before answering `settlement_pending`
+   * (the official default is 180 s; the end-to-end tests shorten it to see a late settlement).
+   */
+  confirmationTimeoutMs?: number;
+}
+
+export async function startFacilitator(
+  port: number,
+  rpcUrl: string,
+  options: FacilitatorOptions = {},
+): Promise<FacilitatorServer> {
   // viem's nonce manager: concurrent settles would otherwise collide on "nonce too low".
   const signerAccount = mnemonicToAccount(MNEMONIC, { addressIndex: ROLE.facilitator, nonceManager });
   const client = createWalletClient({ account: signerAccount, chain: localChain(rpcUrl), transport: http(rpcUrl) }).extend(
     publicActions,
   );
-  const signer = toFacilitatorEvmSigner({ ...client, address: signerAccount.address } as never);
+  const signer = toFacilitatorEvmSigner(
+    { ...client, address: signerAccount.address } as never,
+    options.confirmationTimeoutMs === undefined ? {} : { confirmationTimeoutMs: options.confirmationTimeoutMs },
+  );
   const facilitator = new x402Facilitator();
   registerExactEvmScheme(facilitator, { signer, networks: NETWORK });
 

@@ -26,6 +26,10 @@ export interface StackOptions {
   /** Local KV directory; a fresh temporary one when omitted. */
   persistDir?: string;
   pricingCacheSeconds?: number;
+  /** More Worker vars (e.g. SETTLE_BUDGET_MS), passed to wrangler dev as --var. */
+  workerVars?: Record<string, string>;
+  /** The facilitator's receipt wait before it answers `settlement_pending`. */
+  confirmationTimeoutMs?: number;
   echoWorker?: boolean;
   onStep?: (step: string) => void;
 }
@@ -58,7 +62,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     step("installing the test stablecoin and Multicall3, funding buyers");
     await setUpChain(chain.rpcUrl);
     step("starting the x402 facilitator");
-    const facilitator = await startFacilitator(options.ports.facilitator, chain.rpcUrl);
+    const facilitator = await startFacilitator(options.ports.facilitator, chain.rpcUrl, {
+      ...(options.confirmationTimeoutMs === undefined ? {} : { confirmationTimeoutMs: options.confirmationTimeoutMs }),
+    });
     stops.push(facilitator.stop);
     step("starting the demo origin");
     const origin = await startOrigin(options.ports.origin);
@@ -77,6 +83,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       pricingFile: resolve(ROOT, options.pricingFile ?? "pricing.json"),
       persistDir,
       pricingCacheSeconds: options.pricingCacheSeconds,
+      vars: options.workerVars,
       echo: options.echoWorker,
     });
     stops.push(worker.process.stop);

@@ -19,6 +19,8 @@ export interface WorkerOptions {
   /** Where local KV lives (wrangler's --persist-to). */
   persistDir: string;
   pricingCacheSeconds?: number;
+  /** More vars, as `--var NAME:value`. */
+  vars?: Record<string, string>;
   echo?: boolean;
 }
 
@@ -54,6 +56,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerProcess
       "--var", `ORIGIN_URL:${options.originUrl}`,
       "--var", `FACILITATOR_URL:${options.facilitatorUrl}`,
       "--var", `PRICING_CACHE_SECONDS:${options.pricingCacheSeconds ?? 10}`,
+      ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
     ],
     { cwd: ROOT, env: wranglerEnv(), echo: options.echo ?? false },
   );

@@ -32,7 +32,8 @@ export interface Requirement {
   asset: `0x${string}`;
   payTo: `0x${string}`;
   maxTimeoutSeconds: number;
-  extra: { name: string; version: string };
+  /** The token's EIP-712 domain; `paymentFlow: "upfront"` on routes that settle before the origin. */
+  extra: { name: string; version: string; paymentFlow?: "upfront" };
 }
 
 export interface RouteRule {
@@ -48,6 +49,11 @@ export interface RouteRule {
   when: Condition[] | undefined;
   /** Price per unit of a numeric request field: `accepts` amounts are per unit. */
   per: PerUnit | undefined;
+  /**
+   * Settle before the origin runs (x402's `upfront` flow), for origins with side effects: the
+   * buyer is charged even if the origin then fails, but never gets the action without paying.
+   */
+  settleBefore: boolean;
 }
 
 export interface PricingTable {
@@ -147,6 +153,7 @@ const RouteSchema = z
       .optional(),
     when: WhenSchema.optional(),
     per: PerSchema.optional(),
+    settle: z.enum(["after", "before"]).optional(),
   })
   .strict();
 
@@ -255,6 +262,9 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     if (route.access && accepts.length === 0) {
       problems.push({ path: `${at(i)}.access`, message: "a free route has no access window" });
     }
+    if (route.settle !== undefined && accepts.length === 0 && route.price === "free") {
+      problems.push({ path: `${at(i)}.settle`, message: "a free route is never settled" });
+    }
     const when = route.when ? compileWhen(route.when, `${at(i)}.when`, problems) : undefined;
     const per = route.per ? compilePer(route, accepts, `${at(i)}.per`, problems) : undefined;
     if (pattern === undefined || pattern.ok) {
@@ -267,6 +277,7 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
         accessTtlSeconds: route.access?.ttl,
         when,
         per,
+        settleBefore: route.settle === "before",
       };
       compiled.push(rule);
       // Rules with the same method and path shape form one group, told apart by their conditions.
@@ -461,7 +472,8 @@ function compileAcceptsCached(route: Route, ctx: Context, i: number, problems: P
     route.network === undefined &&
     route.asset === undefined &&
     route.payTo === undefined &&
-    route.maxTimeoutSeconds === undefined;
+    route.maxTimeoutSeconds === undefined &&
+    route.settle === undefined;
   if (plain) {
     const cached = ctx.plainPrices.get(route.price as string);
     if (cached) return cached;
@@ -533,7 +545,8 @@ function compileOption(
   }
   if (!money.ok) problems.push({ path: `${path}.price`, message: money.problem });
   if (problems.length > before || !asset || !payTo || !money.ok) return undefined;
-  const key = `${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}`;
+  const upfront = route.settle === "before";
+  const key = `${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}|${upfront}`;
   let requirement = ctx.requirements.get(key);
   if (!requirement) {
     requirement = Object.freeze({
@@ -543,7 +556,11 @@ function compileOption(
       asset: asset.address,
       payTo,
       maxTimeoutSeconds,
-      extra: Object.freeze({ name: asset.name, version: asset.version }),
+      extra: Object.freeze(
+        upfront
+          ? { name: asset.name, version: asset.version, paymentFlow: "upfront" as const }
+          : { name: asset.name, version: asset.version },
+      ),
     });
     ctx.requirements.set(key, requirement);
   }

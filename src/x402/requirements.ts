@@ -23,7 +23,7 @@ export interface RequirementV1 {
   payTo: string;
   maxTimeoutSeconds: number;
   asset: string;
-  extra: { name: string; version: string };
+  extra: Requirement["extra"];
 }
 
 export interface PaymentRequiredV1 {

@@ -140,10 +140,12 @@ describe("paying", () => {
     expect(sent.filter((h) => h.has("PAYMENT-SIGNATURE"))).toHaveLength(1);
   });
 
-  it("refuses the same payment header sent again: no second transfer, origin not called", async () => {
+  it("answers the same payment sent again with the same answer, and refuses it for another request: no second transfer", async () => {
     // Its own payment, so this test stands whatever the one before it did.
     const { pay, sent } = v2Buyer();
-    expect((await pay(`${base}/api/weather/paris`)).status).toBe(200);
+    const first = await pay(`${base}/api/weather/paris`);
+    expect(first.status).toBe(200);
+    const body = await first.text();
     const v2Header = sent.map((h) => h.get("PAYMENT-SIGNATURE")).find((h) => h) ?? "";
     expect(v2Header).not.toBe("");
     const [merchantBefore, originBefore, settlesBefore] = [
@@ -151,9 +153,12 @@ describe("paying", () => {
       stack.origin.received.length,
       settleCount(),
     ];
-    const res = await fetch(`${base}/api/weather/paris`, { headers: { "PAYMENT-SIGNATURE": v2Header } });
-    expect(res.status).toBe(402);
-    expect(await res.json()).toMatchObject({ error: "payment_already_used" });
+    const again = await fetch(`${base}/api/weather/paris`, { headers: { "PAYMENT-SIGNATURE": v2Header } });
+    expect(again.status).toBe(200);
+    expect(await again.text()).toBe(body);
+    const elsewhere = await fetch(`${base}/api/weather/rome`, { headers: { "PAYMENT-SIGNATURE": v2Header } });
+    expect(elsewhere.status).toBe(402);
+    expect(await elsewhere.json()).toMatchObject({ error: "payment_already_used" });
     expect(await balance(merchant)).toBe(merchantBefore);
     expect(stack.origin.received.length).toBe(originBefore);
     expect(settleCount()).toBe(settlesBefore);

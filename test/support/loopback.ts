@@ -71,6 +71,24 @@ export async function startOrigin(): Promise<{ port: number; close: () => Promis
       held.push(res);
       return;
     }
+    if (url.pathname === "/base/slow") {
+      // A slow origin (inference, a proxy): answers after ?ms= milliseconds.
+      await new Promise((resolve) => setTimeout(resolve, Number(url.searchParams.get("ms") ?? "300")));
+      return json(res, 200, { slow: true, secret: "paid content", at: log.length });
+    }
+    if (url.pathname === "/base/big") {
+      res.writeHead(200, { "content-type": "text/plain" });
+      return res.end("b".repeat(Number(url.searchParams.get("bytes") ?? "1000")));
+    }
+    if (url.pathname === "/base/cookie") {
+      res.writeHead(200, [
+        ["content-type", "text/plain"],
+        ["set-cookie", "session=secret; Path=/"],
+        ["x-origin-own", "kept"],
+      ]);
+      return res.end(`cookie answer ${log.length}`);
+    }
+    if (url.pathname === "/base/never") return; // never answers: the Worker's origin timeout must fire
     if (url.pathname === "/base/reports/with-headers") {
       // An origin with opinions: two cookies, its own CORS and caching, an expiry.
       res.writeHead(200, [
@@ -115,7 +133,8 @@ type Behaviour =
  */
 export async function startFacilitator(): Promise<{ port: number; close: () => Promise<void> }> {
   const log: Recorded[] = [];
-  let script: { verify?: Behaviour; settle?: Behaviour } = {};
+  /** A behaviour, or a list of them used one per call (the last one sticks). */
+  let script: { verify?: Behaviour | Behaviour[]; settle?: Behaviour | Behaviour[] } = {};
   let tx = 0;
   const server = createServer(async (req, res) => {
     const body = await readBody(req);
@@ -129,7 +148,8 @@ export async function startFacilitator(): Promise<{ port: number; close: () => P
     const from = request?.paymentPayload?.payload?.authorization?.from;
     const step = req.url === "/verify" ? "verify" : req.url === "/settle" ? "settle" : undefined;
     if (!step) return json(res, 404, { error: "not found" });
-    const behaviour = script[step];
+    const scripted = script[step];
+    const behaviour = Array.isArray(scripted) ? (scripted.length > 1 ? scripted.shift() : scripted[0]) : scripted;
     if (behaviour?.kind === "hang") return; // never answers; the Worker's timeout must fire
     if (behaviour?.kind === "garbage") {
       res.writeHead(200, { "content-type": "text/html" });

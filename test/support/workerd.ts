@@ -20,6 +20,10 @@ export async function buildWorker(): Promise<string> {
   }
 }
 
+/** The ledger's class as `workerd serve` declares it (wrangler.toml's new_sqlite_classes). */
+export const LEDGER_NAMESPACE =
+  '(className = "PaymentLedger", uniqueKey = "x402-edge-paywall-ledger", enableSql = true)';
+
 export interface RunningWorker {
   port: number;
   stop: () => Promise<void>;
@@ -27,14 +31,19 @@ export interface RunningWorker {
 
 /**
  * Serves `bundle` (the module's source) with the given text vars. KV namespaces point at a service that answers 404 to
- * everything (an empty namespace), which is all the tests that use this need.
+ * everything (an empty namespace), which is all the tests that use this need; the payment ledger is
+ * the bundle's own Durable Object class, SQLite-backed, stored in memory for the process's life.
  */
 export async function serveWorker(bundle: string, vars: Record<string, string>): Promise<RunningWorker> {
   const dir = await mkdtemp(join(tmpdir(), "paywall-workerd-"));
   const port = await freePort();
   const bindings = Object.entries(vars)
     .map(([name, value]) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`)
-    .concat(['(name = "PRICING", kvNamespace = "empty-kv")', '(name = "RECEIPTS", kvNamespace = "empty-kv")'])
+    .concat([
+      '(name = "PRICING", kvNamespace = "empty-kv")',
+      '(name = "RECEIPTS", kvNamespace = "empty-kv")',
+      '(name = "LEDGER", durableObjectNamespace = "PaymentLedger")',
+    ])
     .join(", ");
   // capnp `embed` paths are relative to the config file, so the bundle sits beside it.
   await writeFile(join(dir, "index.js"), bundle);
@@ -48,7 +57,8 @@ export async function serveWorker(bundle: string, vars: Record<string, string>):
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = (modules = [(name = "index.js", esModule = embed "index.js")],
-      compatibilityDate = "2026-11-01", bindings = [${bindings}])),
+      compatibilityDate = "2026-11-01", bindings = [${bindings}],
+      durableObjectNamespaces = [${LEDGER_NAMESPACE}], durableObjectStorage = (inMemory = void))),
     (name = "empty-kv", worker = (modules = [(name = "kv.js", esModule = embed "empty-kv.js")], compatibilityDate = "2026-11-01")),
   ],
   sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],

@@ -40,8 +40,9 @@ it("keeps the last valid table when a KV read fails, and reports kv_error when i
   expect(await never.get(1_000)).toMatchObject({ ok: false, why: "kv_error" });
 });
 
-const receipt = (settledAt: number, windowSeconds: number): Receipt => ({
+const receipt = (settledAt: number, windowSeconds: number, validBefore: string): Receipt => ({
   routeId: "r",
+  request: "GET /r",
   payer: "0x",
   network: "eip155:84532",
   asset: "0x",
@@ -49,16 +50,18 @@ const receipt = (settledAt: number, windowSeconds: number): Receipt => ({
   tx: "0x",
   settledAt,
   expiresAt: settledAt + windowSeconds,
+  validBefore,
+  answerKept: false,
 });
 
 it.each([
-  ["single use, authorization expiring in 10 s → KV's 60 s floor", receipt(1000, 0), "1010", 60],
-  ["single use → until the authorization expires", receipt(1000, 0), "4600", 3600],
-  ["single use, far-future authorization → capped at 7 days", receipt(1000, 0), "99999999999", 7 * 24 * 3600],
-  ["access window longer than the authorization → the window", receipt(1000, 86_400), "4600", 86_400],
-  ["access window shorter than KV's floor → 60 s", receipt(1000, 30), "1010", 60],
-])("receipt TTL: %s", (_name, r, validBefore, ttl) => {
-  expect(receiptTtlSeconds(r, validBefore, 1000)).toBe(ttl);
+  ["single use, authorization expiring in 10 s → KV's 60 s floor", receipt(1000, 0, "1010"), 60],
+  ["single use → until the authorization expires", receipt(1000, 0, "4600"), 3600],
+  ["single use, far-future authorization → capped at 7 days", receipt(1000, 0, "99999999999"), 7 * 24 * 3600],
+  ["access window longer than the authorization → the window", receipt(1000, 86_400, "4600"), 86_400],
+  ["access window shorter than KV's floor → 60 s", receipt(1000, 30, "1010"), 60],
+])("receipt TTL: %s", (_name, r, ttl) => {
+  expect(receiptTtlSeconds(r, 1000)).toBe(ttl);
 });
 
 it("memos drop the least recently used entry, so a hot one outlives one-off ones", () => {

@@ -63,14 +63,31 @@ export async function facilitatorLog(): Promise<Received[]> {
   return (await fetch(`${facilitatorBase}/__test/log`)).json();
 }
 
-type Behaviour =
+export type Behaviour =
   | { kind: "answer"; status: number; body: unknown }
   | { kind: "garbage" }
   | { kind: "hang" }
   | { kind: "huge"; body: unknown };
-export async function scriptFacilitator(script: { verify?: Behaviour; settle?: Behaviour }): Promise<void> {
+/** Sets the stub's next answers: one behaviour, or a list used one per call (the last one sticks). */
+export async function scriptFacilitator(script: {
+  verify?: Behaviour | Behaviour[];
+  settle?: Behaviour | Behaviour[];
+}): Promise<void> {
   await fetch(`${facilitatorBase}/__test/script`, { method: "POST", body: JSON.stringify(script) });
 }
+
+/** What the official facilitator answers while a settlement is broadcast but not confirmed. */
+export const PENDING_TX = `0x${"ee".repeat(32)}`;
+export const settlementPending = (status = 200): Behaviour => ({
+  kind: "answer",
+  status,
+  body: { success: false, errorReason: "settlement_pending", transaction: PENDING_TX, network: "eip155:84532" },
+});
+export const settlementSucceeds = (tx = PENDING_TX): Behaviour => ({
+  kind: "answer",
+  status: 200,
+  body: { success: true, transaction: tx, network: "eip155:84532" },
+});
 
 export function requirement(overrides: Partial<Requirement> = {}): Requirement {
   return {

@@ -198,10 +198,12 @@ describe("paying with v2 (PAYMENT-SIGNATURE)", () => {
     expect(verifyBody.paymentRequirements).toEqual(requirement());
   });
 
-  it("stores a receipt in KV after settling", async () => {
+  it("stores a receipt in KV after settling, once the answer is kept", async () => {
     const res = await call("/api/weather/oslo", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
     expect(res.status).toBe(200);
     const tx = decodeBase64Json(res.headers.get("PAYMENT-RESPONSE")).transaction;
+    // The answer is copied as it streams to the buyer; the receipt follows the copy.
+    expect(await res.json()).toMatchObject({ secret: "paid content" });
     // The receipt is written with waitUntil, after the answer: wait for it, not for a fixed time.
     const { keys, mine } = await eventually("the receipt in KV", async () => {
       const { keys } = await testEnv.RECEIPTS.list({ prefix: "r:" });
@@ -215,33 +217,60 @@ describe("paying with v2 (PAYMENT-SIGNATURE)", () => {
       network: "eip155:84532",
       asset: BASE_SEPOLIA_USDC,
       amount: "1000",
+      request: "GET /api/weather/oslo",
+      answerKept: true,
     });
     expect(mine.expiresAt).toBe(mine.settledAt);
+    expect(Number(mine.validBefore)).toBeGreaterThan(mine.settledAt);
     expect(keys.every((k) => /^r:[0-9a-f]{64}$/.test(k.name))).toBe(true);
   });
 
-  it("refuses the same payment again with payment_already_used, without facilitator or origin", async () => {
+  it("answers the same payment on the same request with the same answer, without facilitator or origin", async () => {
     const header = await v2Header();
-    expect((await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(200);
+    const first = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(first.status).toBe(200);
+    const body = await first.text();
     await resetServers();
     const again = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } });
-    expect(again.status).toBe(402);
-    expect(((await again.json()) as any).error).toBe("payment_already_used");
+    expect(again.status).toBe(200);
+    expect(await again.text()).toBe(body);
+    expect(again.headers.get("PAYMENT-RESPONSE")).toBe(first.headers.get("PAYMENT-RESPONSE"));
+    expect(again.headers.get("cache-control")).toBe("private, no-store");
     expect(await facilitatorLog()).toEqual([]);
     expect(await originLog()).toEqual([]);
   });
 
-  it("refuses the same payment re-encoded with other JSON spelling", async () => {
+  it("refuses the same payment for another request with payment_already_used, without facilitator or origin", async () => {
     const header = await v2Header();
-    expect((await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(200);
+    const first = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(first.status).toBe(200);
+    await first.text();
+    await resetServers();
+    for (const other of ["/api/weather/oslo", "/api/weather/rome?units=metric"]) {
+      const again = await call(other, { headers: { "PAYMENT-SIGNATURE": header } });
+      expect(again.status).toBe(402);
+      expect(((await again.json()) as any).error).toBe("payment_already_used");
+    }
+    expect(await facilitatorLog()).toEqual([]);
+    expect(await originLog()).toEqual([]);
+  });
+
+  it("knows the same payment re-encoded with other JSON spelling", async () => {
+    const header = await v2Header();
+    const first = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(first.status).toBe(200);
+    const body = await first.text();
     await resetServers();
     const decoded = decodeBase64Json(header);
     const respelled = btoa(
       JSON.stringify({ payload: decoded.payload, accepted: decoded.accepted, x402Version: 2 }, null, 2),
     );
     const again = await call("/api/weather/rome", { headers: { "PAYMENT-SIGNATURE": respelled } });
-    expect(again.status).toBe(402);
-    expect(((await again.json()) as any).error).toBe("payment_already_used");
+    expect(again.status).toBe(200);
+    expect(await again.text()).toBe(body);
+    const elsewhere = await call("/api/weather/lima", { headers: { "PAYMENT-SIGNATURE": respelled } });
+    expect(elsewhere.status).toBe(402);
+    expect(((await elsewhere.json()) as any).error).toBe("payment_already_used");
     expect(await facilitatorLog()).toEqual([]);
   });
 });
@@ -436,14 +465,32 @@ describe("origin and settlement failures", () => {
       "streams a success padded past the size cap",
       { kind: "huge", body: { success: true, transaction: `0x${"ab".repeat(32)}`, network: "eip155:84532" } },
     ],
-  ] as const)("withholds the body when /settle %s", async (_name, settle) => {
+    ["times out", { kind: "hang" }],
+  ] as const)("never gives the body away when /settle %s, and keeps it for the same payment", async (_name, settle) => {
+    // An unusable settle reply does not say whether the buyer was charged: the payment is
+    // recorded as pending, the answer kept with it, and the buyer told to come back.
     await scriptFacilitator({ settle: settle as never });
-    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
-    expect(res.status).toBe(502);
-    expect(res.headers.get("PAYMENT-RESPONSE")).toBeNull();
+    const header = await v2Header();
+    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(res.status).toBe(409);
+    expect(res.headers.get("retry-after")).toBe("5");
     const text = await res.text();
     expect(text).not.toContain("paid content");
-    expect(JSON.parse(text)).toMatchObject({ error: "facilitator_bad_response" });
+    expect(JSON.parse(text)).toMatchObject({ error: "settlement_pending" });
+    expect(decodeBase64Json(res.headers.get("PAYMENT-RESPONSE"))).toMatchObject({
+      success: false,
+      errorReason: "settlement_pending",
+    });
+    // The facilitator recovers and confirms; presented again (not before its first call can have
+    // finished), the payment gets the kept answer, and the origin is not called a second time.
+    await scriptFacilitator({});
+    const again = await eventually("the pending payment confirmed", async () => {
+      const r = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": header } });
+      return r.status === 409 ? void (await r.body?.cancel()) : r;
+    });
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ path: "/base/api/weather/paris", secret: "paid content" });
+    expect((await originLog()).length).toBe(1);
   });
 
   it("takes a verify and settle reply with extra fields, and passes none of them on", async () => {
@@ -461,16 +508,8 @@ describe("origin and settlement failures", () => {
       success: true,
       transaction: `0x${"cd".repeat(32)}`,
       network: "eip155:84532",
+      payer: buyer.address,
     });
-  });
-
-  it("withholds the body when /settle times out", async () => {
-    await scriptFacilitator({ settle: { kind: "hang" } });
-    const res = await call("/api/weather/paris", { headers: { "PAYMENT-SIGNATURE": await v2Header() } });
-    expect(res.status).toBe(503);
-    const text = await res.text();
-    expect(text).not.toContain("paid content");
-    expect(JSON.parse(text)).toMatchObject({ error: "facilitator_timeout" });
   });
 });
 

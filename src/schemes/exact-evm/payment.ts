@@ -4,9 +4,9 @@
  * `@x402/core` one) → version must fit the header → scheme must be `exact` → EIP-3009 payload schema.
  */
 import { PaymentPayloadV1Schema, PaymentPayloadV2Schema, z } from "@x402/core/schemas";
-import { type Failure, fail } from "../errors.ts";
-import { decodeHeaderJson } from "./codec.ts";
-import { fromV1Network } from "./networks.ts";
+import { type Failure, fail } from "../../errors.ts";
+import { decodeHeaderJson } from "../../x402/codec.ts";
+import { fromV1Network } from "../../x402/networks.ts";
 
 export type Hex = `0x${string}`;
 

@@ -6,15 +6,28 @@
  * facilitator's /verify and the token contract stay the authority.
  */
 import { concat, type Hex, hashDomain, hashStruct, keccak256, recoverAddress } from "viem";
-import { MIN_VALIDITY_LEFT_SECONDS } from "../constants.ts";
-import { type Failure, fail } from "../errors.ts";
-import type { Requirement, RouteRule } from "../pricing/document.ts";
+import { MIN_VALIDITY_LEFT_SECONDS } from "../../constants.ts";
+import { type Failure, fail } from "../../errors.ts";
+import type { Requirement, RouteRule } from "../../pricing/document.ts";
 import { EIP712_DOMAIN_TYPES, eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "./eip3009.ts";
 import type { Payment } from "./payment.ts";
 
 export type Selected = { ok: true; requirement: Requirement } | { ok: false; failure: Failure };
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+
+/**
+ * The route's requirement in the payment's token (network and asset), whatever its price: the
+ * token decides the EIP-712 domain the signature is checked against, and the payment's identity.
+ * v1 payloads name no asset: the option whose recipient and amount fit, else the first.
+ */
+export function findRequirement(payment: Payment, route: RouteRule): Requirement | undefined {
+  const onNetwork = route.accepts.filter((r) => r.network === payment.network);
+  const accepted = payment.accepted;
+  if (accepted) return onNetwork.find((r) => same(r.asset, accepted.asset));
+  const { to, value } = payment.authorization;
+  return onNetwork.find((r) => same(r.payTo, to) && r.amount === value) ?? onNetwork[0];
+}
 
 /** Finds the route's requirement this payment is for, and checks it was accepted as offered. */
 export function selectRequirement(payment: Payment, route: RouteRule): Selected {

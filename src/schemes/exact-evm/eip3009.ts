@@ -3,8 +3,8 @@
  * (https://eips.ethereum.org/EIPS/eip-3009). Pure; shared by the Worker's signature check and by
  * everything that signs test payments.
  */
-import type { Requirement } from "../pricing/document.ts";
-import { chainIdOf } from "./networks.ts";
+import type { Requirement } from "../../pricing/document.ts";
+import { chainIdOf } from "../../x402/networks.ts";
 
 export const TRANSFER_WITH_AUTHORIZATION_TYPES = {
   TransferWithAuthorization: [
