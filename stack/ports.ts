@@ -17,13 +17,25 @@ export async function assertPortsFree(ports: Record<string, number>): Promise<vo
   }
 }
 
+/**
+ * Ports handed out to servers started later (wrangler dev, workerd, anvil) are taken from below the
+ * kernel's ephemeral range (32768-60999 on Linux): a port the OS picks for `listen(0)` comes from
+ * that range, which outgoing connections share, so one could take it before the server binds it.
+ * Outgoing connections never use these, and a port is never handed out twice by one process.
+ */
+const PORT_RANGE = { from: 20_000, to: 32_000 } as const;
+const handedOut = new Set<number>();
+
 export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  if (typeof address !== "object" || address === null) throw new Error("could not find a free port");
-  return address.port;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = PORT_RANGE.from + Math.floor(Math.random() * (PORT_RANGE.to - PORT_RANGE.from));
+    if (handedOut.has(port)) continue;
+    if (await isPortFree(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`could not find a free port in ${PORT_RANGE.from}-${PORT_RANGE.to}`);
 }
 
 export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
