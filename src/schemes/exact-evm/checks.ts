@@ -5,10 +5,11 @@
  * These are a cheap first filter that keeps garbage away from the facilitator and the origin; the
  * facilitator's /verify and the token contract stay the authority.
  */
-import { concat, type Hex, hashDomain, hashStruct, keccak256, recoverAddress } from "viem";
+import { concat, type Hex, hashDomain, hashStruct, keccak256 } from "viem";
 import { MIN_VALIDITY_LEFT_SECONDS } from "../../constants.ts";
 import { type Failure, fail } from "../../errors.ts";
 import type { Requirement, RouteRule } from "../../pricing/document.ts";
+import { isSignedBy } from "../evm-signature.ts";
 import { EIP712_DOMAIN_TYPES, eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "./eip3009.ts";
 import type { Payment } from "./payment.ts";
 
@@ -88,12 +89,12 @@ export function checkAuthorization(
 export async function checkSignature(payment: Payment, requirement: Requirement): Promise<Failure | undefined> {
   if (payment.signature.length !== 2 + 65 * 2) return undefined;
   const auth = payment.authorization;
-  let signer: string;
+  let digest: Hex;
   try {
     // The EIP-712 digest from viem's parts rather than hashTypedData, which first re-validates the
     // typed data with viem's generic checks and error classes (~4 KB of bundle). Malformed values
     // still fail: the ABI encoder refuses bad addresses, out-of-range integers and short bytes32.
-    const digest = keccak256(
+    digest = keccak256(
       concat([
         "0x1901",
         domainSeparator(requirement),
@@ -111,11 +112,13 @@ export async function checkSignature(payment: Payment, requirement: Requirement)
         }),
       ]),
     );
-    signer = await recoverAddress({ hash: digest, signature: payment.signature });
   } catch {
-    return fail("invalid_signature", "The payment signature cannot be recovered.");
+    return fail("invalid_signature", "The payment's authorization cannot be hashed.");
   }
-  if (!same(signer, auth.from)) return fail("invalid_signature", "The payment is not signed by its payer.");
+  // Same answers as viem's recoverAddress(...) === from, faster for a payer seen before.
+  if (!isSignedBy(digest, payment.signature, auth.from)) {
+    return fail("invalid_signature", "The payment is not signed by its payer.");
+  }
   return undefined;
 }
 
