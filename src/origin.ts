@@ -9,8 +9,10 @@
  * - Response: redirects are not followed; a `Location` on the origin's own host is rewritten to the
  *   public host; hop-by-hop headers are dropped. Content encodings pass through untouched: the
  *   Workers runtime negotiates them itself.
- * - The origin has ORIGIN_TIMEOUT_MS to send its status and headers (`504 origin_timeout`); its
- *   body may then take as long as it takes (the timer is cleared, so a long stream is not cut).
+ * - A request holding a payment's claim gives the origin ORIGIN_TIMEOUT_MS to send its status and
+ *   headers (`504 origin_timeout`, nobody charged), so the claim's lease always outlasts the call;
+ *   the body may then take as long as it takes (the timer is cleared, so a long stream is not cut).
+ *   Free requests and access-window visits hold no claim and pass through without a timer of ours.
  * - Bodies stream both ways; nothing is buffered. The common case — nothing to strip, nothing to
  *   add — copies no headers at all (measured: this path is most of a free request's cost).
  */
@@ -27,6 +29,8 @@ export interface ForwardInput {
   body: BodyInit | null;
   payer?: string;
   routeId?: string;
+  /** How long the origin has to start answering (set when a payment's claim is held). */
+  timeoutMs?: number;
 }
 
 export type Forwarded = { ok: true; response: Response } | { ok: false; failure: Failure };
@@ -64,23 +68,23 @@ export async function forwardToOrigin(config: Config, input: ForwardInput): Prom
   const target = `${config.originBase ?? publicOrigin(request.url)}${input.path}${input.query}`;
 
   // Not AbortSignal.timeout: aborting after the headers have arrived would cut the body short.
-  const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), config.originTimeoutMs);
+  const abort = input.timeoutMs === undefined ? undefined : new AbortController();
+  const timer = abort ? setTimeout(() => abort.abort(), input.timeoutMs) : undefined;
   const init: RequestInit = {
     method: request.method,
     headers: forwardedHeaders(request.headers, config, input),
     body: input.body,
     redirect: "manual",
-    signal: abort.signal,
+    ...(abort ? { signal: abort.signal } : {}),
   };
   let response: Response;
   try {
     response = config.originBinding ? await config.originBinding.fetch(target, init) : await fetch(target, init);
   } catch (error) {
-    if (abort.signal.aborted) {
+    if (abort?.signal.aborted) {
       return {
         ok: false,
-        failure: fail("origin_timeout", `The origin did not answer within ${config.originTimeoutMs} ms.`),
+        failure: fail("origin_timeout", `The origin did not answer within ${input.timeoutMs} ms.`),
       };
     }
     return {
@@ -88,7 +92,7 @@ export async function forwardToOrigin(config: Config, input: ForwardInput): Prom
       failure: fail("origin_unreachable", "The origin could not be reached.", (error as Error).name),
     };
   } finally {
-    clearTimeout(timer);
+    if (timer !== undefined) clearTimeout(timer);
   }
   return { ok: true, response: cleanResponse(response, config, request.url) };
 }

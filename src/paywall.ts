@@ -22,6 +22,7 @@ import type { Config } from "./config.ts";
 import {
   HEADER,
   IN_PROGRESS_RETRY_AFTER_SECONDS,
+  KV_MIN_TTL_SECONDS,
   LEDGER_GRACE_SECONDS,
   LEDGER_MAX_KEEP_SECONDS,
   MAX_STORED_ANSWER_SECONDS,
@@ -81,8 +82,8 @@ type WaitUntil = (promise: Promise<unknown>) => void;
 export interface DecodedPayment {
   version: 1 | 2;
   payment: Payment;
-  /** Set once the signature recovered to the payer under this token's domain. */
-  checked?: { domain: string; identity: string; key: string };
+  /** Set once the signature recovered to the payer under this token's domain (that requirement's). */
+  checked?: { domain: string; identity: string; key: string; requirement: Requirement };
 }
 
 export interface UnpaidAnswer {
@@ -199,7 +200,8 @@ interface Paid {
   requirement: Requirement;
   /** Receipt key in KV (a hash of the identity). */
   key: string;
-  ledger: PaymentHandle;
+  /** The payment's ledger object, made on first use (a receipt often answers without it). */
+  readonly ledger: PaymentHandle;
   /** `METHOD path?query`: a stored answer is only given back for the same request. */
   requestKey: string;
   refuse: (failure: Failure) => Response;
@@ -244,6 +246,33 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   }
   const { payment } = known;
   const nowSeconds = Math.floor(rt.nowMs() / 1000);
+  const paidFor = (identity: string, key: string, requirement: Requirement): Paid => {
+    let handle: PaymentHandle | undefined;
+    return {
+      request,
+      rt,
+      waitUntil,
+      p,
+      version,
+      payment,
+      requirement,
+      key,
+      get ledger() {
+        handle ??= rt.ledger.forPayment(identity);
+        return handle;
+      },
+      requestKey: `${request.method} ${p.path}${p.query}`,
+      refuse,
+    };
+  };
+
+  // A header whose signature was checked before (an access window in use, a retry): its receipt,
+  // if this location has one, answers before anything is fitted or checked again.
+  if (known.checked) {
+    const { identity, key, requirement } = known.checked;
+    const receipt = await rt.receipts.get(key, nowSeconds);
+    if (receipt) return answerFromReceipt(paidFor(identity, key, requirement), receipt);
+  }
 
   // Which of the route's requirements the payment is for: its terms now, or what a 402 offered
   // just before a price edit. A payment that fits neither may still be one already settled.
@@ -256,40 +285,19 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   // The signature must recover to the payer before the payment's identity means anything: the
   // identity (network, asset, payer, nonce) is public once settled.
   const domainKey = `${domain.network}|${domain.asset}|${domain.extra.name}|${domain.extra.version}`;
-  if (known.checked?.domain !== domainKey) {
+  const firstCheck = known.checked?.domain !== domainKey;
+  if (firstCheck) {
     const badSignature = await checkSignature(payment, domain);
     if (badSignature) return refuse(badSignature);
     const identity = exactEvmIdentity(payment, domain);
-    known.checked = { domain: domainKey, identity, key: await receiptKey(identity) };
+    known.checked = { domain: domainKey, identity, key: await receiptKey(identity), requirement: domain };
   }
-  const { identity, key } = known.checked;
-  const paid: Paid = {
-    request,
-    rt,
-    waitUntil,
-    p,
-    version,
-    payment,
-    requirement: domain,
-    key,
-    ledger: rt.ledger.forPayment(identity),
-    requestKey: `${request.method} ${p.path}${p.query}`,
-    refuse,
-  };
+  const { identity, key } = known.checked as NonNullable<DecodedPayment["checked"]>;
+  const paid = paidFor(identity, key, domain);
 
   // Settled already? A receipt in this location's KV answers without a ledger round trip.
-  const receipt = await rt.receipts.get(key, nowSeconds);
-  if (receipt) {
-    if (!receipt.answerKept || receipt.request !== paid.requestKey || isAccessWindow(receipt, route)) {
-      return serveSettled(paid, receipt, undefined);
-    }
-    const stored = await paid.ledger.lookup(rt.nowMs());
-    if (!stored.ok) return refuse(stored.failure);
-    if (stored.value.kind === "settled") {
-      return serveSettled(paid, receiptOf(stored.value.record, true), stored.value.answer);
-    }
-    return serveSettled(paid, receipt, undefined);
-  }
+  const receipt = firstCheck ? await rt.receipts.get(key, nowSeconds) : undefined;
+  if (receipt) return answerFromReceipt(paid, receipt);
 
   if (!requirement) {
     // Not fitting today's terms, and unknown here: only the ledger can say it was settled elsewhere.
@@ -306,6 +314,25 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   return route.settleBefore ? settleThenServe(paid) : serveThenSettle(paid);
 }
 
+/**
+ * A settled payment this location has a receipt for: its window, or — for the same request, when
+ * the ledger kept the answer — that answer (fetched from the ledger), or a refusal.
+ */
+async function answerFromReceipt(paid: Paid, receipt: Receipt): Promise<Response> {
+  if (!receipt.answerKept || receipt.request !== paid.requestKey || isAccessWindow(receipt, paid.p.route)) {
+    return serveSettled(paid, receipt, undefined);
+  }
+  const stored = await paid.ledger.lookup(paid.rt.nowMs());
+  if (!stored.ok) return paid.refuse(stored.failure);
+  if (stored.value.kind === "settled") {
+    return serveSettled(paid, receiptOf(stored.value.record, true), stored.value.answer, true);
+  }
+  return serveSettled(paid, receipt, undefined);
+}
+
+/** How long a settled record waits for its answer's copy, to write both at once. */
+const QUICK_COPY_MS = 50;
+
 /** Fit failures a payment settled under older terms (or a while ago) would show. */
 const MAYBE_SETTLED = new Set(["amount_mismatch", "pay_to_mismatch", "payment_expired"]);
 
@@ -319,7 +346,7 @@ function answerKnown(paid: Paid, known: Exclude<ClaimResult, { kind: "claimed" }
         IN_PROGRESS_RETRY_AFTER_SECONDS,
       );
     case "settled":
-      return serveSettled(paid, receiptOf(known.record, known.answer !== undefined), known.answer);
+      return serveSettled(paid, receiptOf(known.record, known.answer !== undefined), known.answer, true);
     case "pending":
       return known.leased ? confirmPending(paid, known.record, known.answer) : pendingResponse(paid, known.record);
   }
@@ -329,10 +356,15 @@ function answerKnown(paid: Paid, known: Exclude<ClaimResult, { kind: "claimed" }
  * A settled payment presented again: its access window, the answer it bought (same request), or
  * a refusal. Learnt from the ledger, the receipt is remembered in this isolate.
  */
-async function serveSettled(paid: Paid, receipt: Receipt, answer: StoredAnswer | undefined): Promise<Response> {
+async function serveSettled(
+  paid: Paid,
+  receipt: Receipt,
+  answer: StoredAnswer | undefined,
+  fromLedger = false,
+): Promise<Response> {
   const { rt, p, version } = paid;
   const nowSeconds = Math.floor(rt.nowMs() / 1000);
-  rt.receipts.remember(paid.key, receipt, Math.max(receipt.expiresAt, nowSeconds + 60));
+  if (fromLedger) rt.receipts.remember(paid.key, receipt, Math.max(receipt.expiresAt, nowSeconds + KV_MIN_TTL_SECONDS));
   if (isAccessWindow(receipt, p.route)) {
     if (receipt.expiresAt <= nowSeconds) {
       return paid.refuse(
@@ -359,7 +391,7 @@ async function serveSettled(paid: Paid, receipt: Receipt, answer: StoredAnswer |
 
 /** The x402 `authorization` flow: verify, run the origin, settle only if it succeeded. */
 async function serveThenSettle(paid: Paid): Promise<Response> {
-  const { rt, p, payment, requirement } = paid;
+  const { rt, p, version, payment, requirement } = paid;
   const facilitatorRequest = facilitatorRequestOf(paid);
   const verified = await rt.facilitator.verify(facilitatorRequest);
   if (!verified.ok || !verified.reply.isValid) {
@@ -378,6 +410,7 @@ async function serveThenSettle(paid: Paid): Promise<Response> {
     body: bodyOf(paid.request, p.fields),
     payer,
     routeId: p.route.id,
+    timeoutMs: rt.config.originTimeoutMs,
   });
   if (!forwarded.ok) {
     await paid.ledger.release();
@@ -400,12 +433,15 @@ async function serveThenSettle(paid: Paid): Promise<Response> {
     case "pending":
       return keepPending(paid, record, response);
     case "settled": {
-      const capture = isSingleUse(p.route) && mayKeep(response, rt.config.retryBodyLimitBytes);
-      // Off the critical path: until this lands, the claim still holds off every copy of the payment.
-      const written = paid.ledger.settle(rt.nowMs(), record, capture, ledgerExpiresAtMs(record));
-      paid.waitUntil(written);
       rt.log("payment_settled", { route: p.route.id, payer: record.payer, amount: record.amount, tx: record.tx });
-      return finishAnswer(paid, record, response, capture, written);
+      if (!isSingleUse(p.route) || !mayKeep(response, rt.config.retryBodyLimitBytes)) {
+        // Off the critical path: until this lands, the claim still holds off every copy of the payment.
+        paid.waitUntil(recordSettled(paid, record, undefined));
+        return markPaid(response, receiptHeader(version, receiptOf(record, false)));
+      }
+      const { response: streamed, copy } = copyForRetries(response, rt.config.retryBodyLimitBytes);
+      paid.waitUntil(recordSettled(paid, record, copy));
+      return markPaid(streamed, receiptHeader(version, receiptOf(record, false)));
     }
   }
 }
@@ -440,6 +476,7 @@ async function settleThenServe(paid: Paid, pendingBefore?: LedgerRecord): Promis
     body: bodyOf(paid.request, paid.p.fields),
     payer,
     routeId: paid.p.route.id,
+    timeoutMs: rt.config.originTimeoutMs,
   });
   const response = forwarded.ok ? forwarded.response : errorResponse(forwarded.failure);
   return finishAnswer(paid, record, response, capture, written);
@@ -470,7 +507,40 @@ async function confirmPending(paid: Paid, record: LedgerRecord, answer: StoredAn
   const receipt = receiptOf(settled, answer !== undefined);
   writeReceipt(paid, receipt);
   rt.log("payment_confirmed", { route: paid.p.route.id, payer: settled.payer, amount: settled.amount, tx: settled.tx });
-  return serveSettled(paid, receipt, answer);
+  return serveSettled(paid, receipt, answer, true);
+}
+
+/**
+ * Records a settlement in the ledger, then the receipt in KV (saying whether the answer was kept).
+ * With a `copy` of the answer under way: a small answer is usually copied within QUICK_COPY_MS,
+ * and then goes with the record in one write; otherwise the record goes first (retries wait for
+ * the answer) and the answer follows. Until the record lands, the claim holds off every copy.
+ */
+async function recordSettled(
+  paid: Paid,
+  record: LedgerRecord,
+  copy: Promise<StoredAnswer | undefined> | undefined,
+): Promise<void> {
+  const expiresAtMs = ledgerExpiresAtMs(record);
+  let kept = false;
+  if (!copy) {
+    await paid.ledger.settle(paid.rt.nowMs(), record, false, expiresAtMs);
+  } else {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const slow = new Promise<"slow">((resolve) => {
+      timer = setTimeout(() => resolve("slow"), QUICK_COPY_MS);
+    });
+    const quick = await Promise.race([copy, slow]);
+    clearTimeout(timer);
+    if (quick !== "slow") {
+      kept = (await paid.ledger.settle(paid.rt.nowMs(), record, false, expiresAtMs, quick)) && quick !== undefined;
+    } else {
+      const written = await paid.ledger.settle(paid.rt.nowMs(), record, true, expiresAtMs);
+      const answer = await copy;
+      kept = written && (await paid.ledger.keepAnswer(answer)) && answer !== undefined;
+    }
+  }
+  await writeReceiptNow(paid, receiptOf(record, kept));
 }
 
 /**

@@ -60,8 +60,16 @@ export class PaymentHandle {
     await this.call("release", () => this.stub.release({ claimId: this.claimId }));
   }
 
-  async settle(nowMs: number, record: LedgerRecord, capture: boolean, expiresAtMs: number): Promise<boolean> {
-    return this.write("settle", () => this.stub.settle({ nowMs, record, capture, expiresAtMs }));
+  async settle(
+    nowMs: number,
+    record: LedgerRecord,
+    capture: boolean,
+    expiresAtMs: number,
+    answer?: StoredAnswer,
+  ): Promise<boolean> {
+    return this.write("settle", () =>
+      this.stub.settle({ nowMs, record, capture, expiresAtMs, ...(answer ? { answer } : {}) }),
+    );
   }
 
   async keepAnswer(answer: StoredAnswer | undefined): Promise<boolean> {

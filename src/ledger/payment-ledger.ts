@@ -18,9 +18,13 @@ import { DurableObject } from "cloudflare:workers";
 import { ANSWER_CAPTURE_MS } from "../constants.ts";
 import type { ClaimResult, LedgerRecord, LedgerState, LookupResult, StoredAnswer } from "./types.ts";
 
-/** Bodies are split across rows: a SQLite row in a Durable Object holds at most 2 MB. */
+/**
+ * A kept body up to this size lives in the payment row itself; a larger one is split across
+ * `answer_chunk` rows of this size (a SQLite row in a Durable Object holds at most 2 MB).
+ */
 const CHUNK_BYTES = 512 * 1024;
 
+// One table per object at first: most objects hold one small row and never need another.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS payment (
   one INTEGER PRIMARY KEY CHECK (one = 1),
@@ -32,10 +36,11 @@ CREATE TABLE IF NOT EXISTS payment (
   answer_state TEXT NOT NULL DEFAULT 'none' CHECK (answer_state IN ('none', 'capturing', 'kept')),
   capture_until_ms INTEGER NOT NULL DEFAULT 0,
   answer_meta TEXT,
+  answer_body BLOB,
+  answer_chunks INTEGER NOT NULL DEFAULT 0,
   expires_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS answer_chunk (seq INTEGER PRIMARY KEY, bytes BLOB NOT NULL);
-`;
+)`;
+const CHUNK_SCHEMA = "CREATE TABLE IF NOT EXISTS answer_chunk (seq INTEGER PRIMARY KEY, bytes BLOB NOT NULL)";
 
 interface Row {
   state: LedgerState;
@@ -46,6 +51,8 @@ interface Row {
   answer_state: "none" | "capturing" | "kept";
   capture_until_ms: number;
   answer_meta: string | null;
+  answer_body: ArrayBuffer | null;
+  answer_chunks: number;
   expires_at_ms: number;
   [key: string]: SqlStorageValue;
 }
@@ -63,9 +70,10 @@ export class PaymentLedger extends DurableObject {
   /** Takes the payment for the caller, or says who has it and in what state. */
   claim(input: { claimId: string; nowMs: number; leaseMs: number }): ClaimResult {
     const { claimId, nowMs, leaseMs } = input;
-    const row = this.live(nowMs);
+    const existing = this.row();
+    const row = existing && existing.expires_at_ms > nowMs ? existing : undefined;
     if (!row || (row.state === "claimed" && row.lease_until_ms <= nowMs)) {
-      this.clear();
+      if (existing) this.clear();
       const until = nowMs + leaseMs;
       this.sql.exec(
         "INSERT INTO payment (one, state, claim_id, lease_until_ms, expires_at_ms) VALUES (1, 'claimed', ?, ?, ?)",
@@ -73,7 +81,8 @@ export class PaymentLedger extends DurableObject {
         until,
         until,
       );
-      this.schedule(until);
+      // The row's one alarm: when it fires, it deletes the row or moves itself to the row's expiry.
+      if (!existing) this.schedule(until);
       return { kind: "claimed" };
     }
     const found = this.describe(row, nowMs);
@@ -92,39 +101,42 @@ export class PaymentLedger extends DurableObject {
 
   /** Nobody was charged (origin failed, verify or settle refused): the payment may be presented again. */
   release(input: { claimId: string }): boolean {
-    const deleted = this.sql
-      .exec(
-        "DELETE FROM payment WHERE one = 1 AND claim_id = ? AND state IN ('claimed', 'pending') RETURNING one",
-        input.claimId,
-      )
-      .toArray().length;
-    if (deleted > 0) this.sql.exec("DELETE FROM answer_chunk");
-    return deleted > 0;
+    const row = this.row();
+    if (!row || row.claim_id !== input.claimId || row.state === "settled") return false;
+    this.clear();
+    return true;
   }
 
   /**
    * The facilitator settled the payment. Written whoever holds the claim now: money has moved, so
-   * this is the truth. With `capture`, retries wait for the answer (keepAnswer) up to
-   * ANSWER_CAPTURE_MS; a pending record's kept answer stays.
+   * this is the truth. With `answer`, the answer is kept at once; with `capture` (and no answer
+   * yet), retries wait for keepAnswer up to ANSWER_CAPTURE_MS. A pending record's kept answer stays.
    */
-  settle(input: { nowMs: number; record: LedgerRecord; capture: boolean; expiresAtMs: number }): void {
-    const { nowMs, record, capture, expiresAtMs } = input;
+  settle(input: {
+    nowMs: number;
+    record: LedgerRecord;
+    capture: boolean;
+    expiresAtMs: number;
+    answer?: StoredAnswer;
+  }): void {
+    const { nowMs, record, capture, expiresAtMs, answer } = input;
     const row = this.row();
-    const keptAlready = row?.answer_state === "kept";
-    if (!keptAlready) this.sql.exec("DELETE FROM answer_chunk");
+    const keptAlready = !answer && row?.answer_state === "kept";
+    const state = answer || keptAlready ? "kept" : capture ? "capturing" : "none";
     this.sql.exec(
-      `INSERT INTO payment (one, state, claim_id, lease_until_ms, record, answer_state, capture_until_ms, answer_meta, expires_at_ms)
-       VALUES (1, 'settled', NULL, 0, ?, ?, ?, ?, ?)
+      `INSERT INTO payment (one, state, record, answer_state, capture_until_ms, expires_at_ms)
+       VALUES (1, 'settled', ?, ?, ?, ?)
        ON CONFLICT (one) DO UPDATE SET state = 'settled', claim_id = NULL, lease_until_ms = 0, not_before_ms = 0,
          record = excluded.record, answer_state = excluded.answer_state, capture_until_ms = excluded.capture_until_ms,
-         answer_meta = excluded.answer_meta, expires_at_ms = excluded.expires_at_ms`,
+         expires_at_ms = excluded.expires_at_ms`,
       JSON.stringify(record),
-      keptAlready ? "kept" : capture ? "capturing" : "none",
-      capture ? nowMs + ANSWER_CAPTURE_MS : 0,
-      keptAlready ? (row?.answer_meta ?? null) : null,
+      state,
+      state === "capturing" ? nowMs + ANSWER_CAPTURE_MS : 0,
       expiresAtMs,
     );
-    this.schedule(expiresAtMs);
+    if (answer) this.writeAnswer(answer);
+    else if (!keptAlready) this.dropAnswer();
+    if (!row) this.schedule(expiresAtMs);
   }
 
   /** The answer copied while it streamed to the buyer, or undefined when it could not be kept. */
@@ -132,14 +144,14 @@ export class PaymentLedger extends DurableObject {
     const row = this.row();
     if (row?.state !== "settled" || row.answer_state !== "capturing") return false;
     if (input.answer) this.writeAnswer(input.answer);
-    else this.sql.exec("UPDATE payment SET answer_state = 'none', answer_meta = NULL WHERE one = 1");
+    else this.sql.exec("UPDATE payment SET answer_state = 'none' WHERE one = 1");
     return true;
   }
 
   /**
    * Settlement was broadcast (or its outcome is unknown) and is not confirmed within the budget:
    * keep the answer, release the lease, and let the next presentation confirm it, not before
-   * `notBeforeMs`.
+   * `notBeforeMs`. Without an answer, an answer kept earlier stays.
    */
   pend(input: {
     claimId: string;
@@ -151,21 +163,20 @@ export class PaymentLedger extends DurableObject {
     const { record, answer, notBeforeMs, expiresAtMs } = input;
     const row = this.row();
     const keepOld = !answer && row?.answer_state === "kept";
-    if (!keepOld) this.sql.exec("DELETE FROM answer_chunk");
     this.sql.exec(
-      `INSERT INTO payment (one, state, claim_id, lease_until_ms, not_before_ms, record, answer_state, answer_meta, expires_at_ms)
-       VALUES (1, 'pending', NULL, 0, ?, ?, ?, ?, ?)
+      `INSERT INTO payment (one, state, not_before_ms, record, answer_state, expires_at_ms)
+       VALUES (1, 'pending', ?, ?, ?, ?)
        ON CONFLICT (one) DO UPDATE SET state = 'pending', claim_id = NULL, lease_until_ms = 0,
          not_before_ms = excluded.not_before_ms, record = excluded.record, answer_state = excluded.answer_state,
-         answer_meta = excluded.answer_meta, capture_until_ms = 0, expires_at_ms = excluded.expires_at_ms`,
+         capture_until_ms = 0, expires_at_ms = excluded.expires_at_ms`,
       notBeforeMs,
       JSON.stringify(record),
-      keepOld ? "kept" : "none",
-      keepOld ? (row?.answer_meta ?? null) : null,
+      answer || keepOld ? "kept" : "none",
       expiresAtMs,
     );
     if (answer) this.writeAnswer(answer);
-    this.schedule(expiresAtMs);
+    else if (!keepOld) this.dropAnswer();
+    if (!row) this.schedule(expiresAtMs);
   }
 
   /** Deletes the row once it has expired (by this object's own clock), else waits for that. */
@@ -200,32 +211,59 @@ export class PaymentLedger extends DurableObject {
   private readAnswer(row: Row): StoredAnswer | undefined {
     if (row.answer_state !== "kept" || !row.answer_meta) return undefined;
     const meta = JSON.parse(row.answer_meta) as Omit<StoredAnswer, "body"> & { size: number };
-    const body = new Uint8Array(meta.size);
-    let at = 0;
-    for (const chunk of this.sql.exec<{ bytes: ArrayBuffer }>("SELECT bytes FROM answer_chunk ORDER BY seq")) {
-      body.set(new Uint8Array(chunk.bytes), at);
-      at += chunk.bytes.byteLength;
+    let body: Uint8Array;
+    if (row.answer_chunks === 0) {
+      body = new Uint8Array(row.answer_body ?? new ArrayBuffer(0));
+    } else {
+      body = new Uint8Array(meta.size);
+      let at = 0;
+      for (const chunk of this.sql.exec<{ bytes: ArrayBuffer }>("SELECT bytes FROM answer_chunk ORDER BY seq")) {
+        body.set(new Uint8Array(chunk.bytes), at);
+        at += chunk.bytes.byteLength;
+      }
     }
     return { status: meta.status, statusText: meta.statusText, headers: meta.headers, body };
   }
 
   private writeAnswer(answer: StoredAnswer): void {
-    this.sql.exec("DELETE FROM answer_chunk");
-    for (let at = 0, seq = 0; at < answer.body.byteLength; at += CHUNK_BYTES, seq++) {
-      // slice() copies into a buffer of exactly the chunk's size, which SQLite stores as a BLOB.
-      this.sql.exec(
-        "INSERT INTO answer_chunk (seq, bytes) VALUES (?, ?)",
-        seq,
-        answer.body.slice(at, at + CHUNK_BYTES).buffer,
-      );
-    }
-    const meta = {
+    const { body } = answer;
+    const meta = JSON.stringify({
       status: answer.status,
       statusText: answer.statusText,
       headers: answer.headers,
-      size: answer.body.byteLength,
-    };
-    this.sql.exec("UPDATE payment SET answer_state = 'kept', answer_meta = ? WHERE one = 1", JSON.stringify(meta));
+      size: body.byteLength,
+    });
+    const row = this.row();
+    if (row && row.answer_chunks > 0) this.sql.exec("DELETE FROM answer_chunk");
+    if (body.byteLength <= CHUNK_BYTES) {
+      // slice() copies into a buffer of exactly the body's size, which SQLite stores as a BLOB.
+      this.sql.exec(
+        "UPDATE payment SET answer_state = 'kept', answer_meta = ?, answer_body = ?, answer_chunks = 0 WHERE one = 1",
+        meta,
+        body.slice().buffer,
+      );
+      return;
+    }
+    this.sql.exec(CHUNK_SCHEMA);
+    let chunks = 0;
+    for (let at = 0; at < body.byteLength; at += CHUNK_BYTES, chunks++) {
+      this.sql.exec(
+        "INSERT INTO answer_chunk (seq, bytes) VALUES (?, ?)",
+        chunks,
+        body.slice(at, at + CHUNK_BYTES).buffer,
+      );
+    }
+    this.sql.exec(
+      "UPDATE payment SET answer_state = 'kept', answer_meta = ?, answer_body = NULL, answer_chunks = ? WHERE one = 1",
+      meta,
+      chunks,
+    );
+  }
+
+  private dropAnswer(): void {
+    const row = this.row();
+    if (row && row.answer_chunks > 0) this.sql.exec("DELETE FROM answer_chunk");
+    this.sql.exec("UPDATE payment SET answer_meta = NULL, answer_body = NULL, answer_chunks = 0 WHERE one = 1");
   }
 
   /** The row, unless it has outlived its expiry (the alarm may not have run yet). */
@@ -239,8 +277,9 @@ export class PaymentLedger extends DurableObject {
   }
 
   private clear(): void {
+    const row = this.row();
+    if (row && row.answer_chunks > 0) this.sql.exec("DELETE FROM answer_chunk");
     this.sql.exec("DELETE FROM payment");
-    this.sql.exec("DELETE FROM answer_chunk");
   }
 
   private schedule(atMs: number): void {
