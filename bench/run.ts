@@ -7,10 +7,19 @@
  *   (c) this project, built exactly as `wrangler deploy` would ship it.
  * Two more rows, for reference and not targets: a minimal 402 (what the bytes of a payable answer
  * cost), and (d) the floor of a fresh payment: its five round-trips with no logic at all.
+ * (c0) is this project at the git ref `--baseline` (default: the tag kv-only-receipts, the last
+ * version before the Durable Object ledger), built from a temporary worktree and measured beside
+ * (c) in every scenario: what the changes since cost, in the same run.
+ * (e) is the ledger's own work per fresh payment (the real PaymentLedger, a new object, claim and
+ * settle) and nothing else: under one local workerd it shares (c)'s process, so (c) − (e) is what
+ * the Worker itself costs. Fresh payments are also measured at one connection, for latency.
+ * "dup" is not a throughput run: one signed payment sent --copies times at once to a slow origin
+ * path, counting how often the origin ran, for each system.
  * One loopback origin, one facilitator stub (accepts everything at once) and one KV stand-in, all in
  * a Node process beside workerd, serve all of them.
  * Scenarios run interleaved, system order rotating each round; the table reports medians over rounds.
- * Options: --duration S (5) --connections N (50) --rounds R (3) --scenarios free,402,access,fresh --no-write --profile
+ * Options: --duration S (5) --connections N (50) --rounds R (3) --scenarios free,402,access,fresh,dup
+ *   --baseline REF (kv-only-receipts; "none" to skip) --copies N (20) --no-write --profile
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -19,9 +28,13 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
+import { execFile } from "node:child_process";
+import { symlink } from "node:fs/promises";
+import { promisify } from "node:util";
 import { toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "../src/schemes/exact-evm/eip3009.ts";
+import { LEDGER_NAMESPACE } from "../test/support/workerd.ts";
 import { buildWorker } from "../stack/build.ts";
 import { freePort, waitFor } from "../stack/ports.ts";
 import { WORKERD_PATH, WORKERD_VERSION } from "../stack/workerd.ts";
@@ -32,7 +45,9 @@ const { values } = parseArgs({
     duration: { type: "string", default: "5" },
     connections: { type: "string", default: "50" },
     rounds: { type: "string", default: "3" },
-    scenarios: { type: "string", default: "free,402,access,fresh" },
+    scenarios: { type: "string", default: "free,402,access,fresh,dup" },
+    baseline: { type: "string", default: "kv-only-receipts" },
+    copies: { type: "string", default: "20" },
     profile: { type: "boolean", default: false },
     "no-write": { type: "boolean", default: false },
   },
@@ -41,18 +56,19 @@ const DURATION = Number(values.duration);
 const CONNECTIONS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
 const ONLY = new Set(values.scenarios.split(","));
+const COPIES = Number(values.copies);
 const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 // A throwaway key: the facilitator stub moves no money.
 const BUYER = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
 
-type System = "a" | "a402" | "min402" | "b" | "c" | "d" | "dAccess";
+type System = "a" | "a402" | "min402" | "b" | "c" | "c0" | "d" | "dAccess" | "e";
 type Scenario = "free" | "402" | "access" | "fresh";
 /** `systems[0]` is the limit (a); `extra` are reference rows, measured in the same rotation. */
 const SCENARIOS: Record<Scenario, { title: string; path: string; expect: number; systems: System[]; extra: System[] }> = {
-  free: { title: "free route", path: "/health", expect: 200, systems: ["a", "b", "c"], extra: [] },
-  "402": { title: "priced, no payment (402)", path: "/api/weather/paris", expect: 402, systems: ["a402", "b", "c"], extra: ["min402"] },
-  access: { title: "priced, access-window receipt", path: "/reports/q1", expect: 200, systems: ["a", "b", "c"], extra: ["dAccess"] },
-  fresh: { title: "priced, fresh payment (verify + settle)", path: "/api/weather/paris", expect: 200, systems: ["a", "b", "c"], extra: ["d"] },
+  free: { title: "free route", path: "/health", expect: 200, systems: ["a", "b", "c"], extra: ["c0"] },
+  "402": { title: "priced, no payment (402)", path: "/api/weather/paris", expect: 402, systems: ["a402", "b", "c"], extra: ["min402", "c0"] },
+  access: { title: "priced, access-window receipt", path: "/reports/q1", expect: 200, systems: ["a", "b", "c"], extra: ["dAccess", "c0"] },
+  fresh: { title: "priced, fresh payment (verify + settle)", path: "/api/weather/paris", expect: 200, systems: ["a", "b", "c"], extra: ["c0", "d", "e"] },
 };
 const SYSTEM_NAMES: Record<System, string> = {
   a: "(a) bare pass-through",
@@ -60,8 +76,10 @@ const SYSTEM_NAMES: Record<System, string> = {
   min402: "minimal 402 (reference)",
   b: "(b) @x402/hono reference",
   c: "(c) this paywall",
+  c0: "(c0) KV-only paywall (--baseline)",
   d: "(d) floor: 5 round-trips, no logic",
   dAccess: "(d) floor: the header edits, no logic",
+  e: "(e) the ledger's work alone",
 };
 
 interface Measured {
@@ -81,8 +99,13 @@ async function main() {
   log("building (c) this paywall and (b) the reference Worker with wrangler…");
   const paywallBundle = await buildWorker(join(work, "c"));
   const referenceBundle = await buildWorker(join(work, "b"), ["--config", "bench/workers/reference.wrangler.toml"]);
+  const ledgerFloorBundle = await buildWorker(join(work, "e"), ["--config", "bench/workers/ledger-floor.wrangler.toml"]);
   const gzipKiB = async (file: string) => gzipSync(await readFile(file)).length / 1024;
   const sizes = { b: await gzipKiB(referenceBundle), c: await gzipKiB(paywallBundle) };
+  const baselineBundle = values.baseline === "none" ? undefined : await buildBaseline(values.baseline, work);
+  if (!baselineBundle) {
+    for (const s of Object.values(SCENARIOS)) s.extra = s.extra.filter((system) => system !== "c0");
+  }
 
   const ports = {
     origin: await freePort(),
@@ -93,8 +116,10 @@ async function main() {
     min402: await freePort(),
     b: await freePort(),
     c: await freePort(),
+    c0: await freePort(),
     d: await freePort(),
     dAccess: await freePort(),
+    e: await freePort(),
   };
   const children: ChildProcess[] = [];
   const stopAll = () => {
@@ -120,14 +145,25 @@ async function main() {
     [join(ROOT, "bench/workers/minimal-402.js"), "minimal-402.js"],
     [join(ROOT, "bench/workers/floor.js"), "floor.js"],
     [join(ROOT, "bench/workers/floor-access.js"), "floor-access.js"],
+    [ledgerFloorBundle, "ledger-floor.js"],
+    ...(baselineBundle ? [[baselineBundle, "baseline.js"] as const] : []),
   ] as const) {
     await copyFile(from, join(work, to));
   }
+  await mkdir(join(work, "ledger"));
+  await mkdir(join(work, "ledger-floor"));
   const origin = `http://127.0.0.1:${ports.origin}`;
   const facilitator = `http://127.0.0.1:${ports.facilitator}`;
   const text = (name: string, value: string) => `(name = ${JSON.stringify(name)}, text = ${JSON.stringify(value)})`;
-  const worker = (file: string, bindings: string[], flags: string[] = []) =>
-    `(modules = [(name = "index.js", esModule = embed ${JSON.stringify(file)})], compatibilityDate = "2026-11-01", compatibilityFlags = [${flags.map((f) => JSON.stringify(f)).join(", ")}], bindings = [${bindings.join(", ")}])`;
+  const worker = (file: string, bindings: string[], flags: string[] = [], more = "") =>
+    `(modules = [(name = "index.js", esModule = embed ${JSON.stringify(file)})], compatibilityDate = "2026-11-01", compatibilityFlags = [${flags.map((f) => JSON.stringify(f)).join(", ")}], bindings = [${bindings.join(", ")}]${more})`;
+  const paywallVars = [
+    text("ORIGIN_URL", origin),
+    text("FACILITATOR_URL", facilitator),
+    text("PRICING_CACHE_SECONDS", "3600"),
+    '(name = "PRICING", kvNamespace = "kv")',
+    '(name = "RECEIPTS", kvNamespace = "kv")',
+  ];
   const socket = (name: string, port: number, service: string) =>
     `(name = "${name}", address = "127.0.0.1:${port}", http = (), service = "${service}")`;
   await writeFile(
@@ -140,18 +176,27 @@ const config :Workerd.Config = (
     (name = "a402", worker = ${worker("bare-402.js", ['(name = "PAYWALL", service = "c")'])}),
     (name = "min402", worker = ${worker("minimal-402.js", [])}),
     (name = "b", worker = ${worker("reference.js", [text("ORIGIN_URL", origin), text("FACILITATOR_URL", facilitator), text("PAY_TO", PAY_TO)])}),
-    (name = "c", worker = ${worker("paywall.js", [
-      text("ORIGIN_URL", origin),
-      text("FACILITATOR_URL", facilitator),
-      text("PRICING_CACHE_SECONDS", "3600"),
-      '(name = "PRICING", kvNamespace = "kv")',
-      '(name = "RECEIPTS", kvNamespace = "kv")',
-    ])}),
+    (name = "c", worker = ${worker(
+      "paywall.js",
+      [...paywallVars, '(name = "LEDGER", durableObjectNamespace = "PaymentLedger")'],
+      [],
+      // The ledger's SQLite files live in the work directory (production storage also replicates).
+      `, durableObjectNamespaces = [${LEDGER_NAMESPACE}], durableObjectStorage = (localDisk = "ledger-disk")`,
+    )}),
+    (name = "ledger-disk", disk = (path = ${JSON.stringify(join(work, "ledger"))}, writable = true)),
+    (name = "e", worker = ${worker(
+      "ledger-floor.js",
+      ['(name = "LEDGER", durableObjectNamespace = "PaymentLedger")'],
+      [],
+      `, durableObjectNamespaces = [(className = "PaymentLedger", uniqueKey = "bench-ledger-floor", enableSql = true)], durableObjectStorage = (localDisk = "ledger-floor-disk")`,
+    )}),
+    (name = "ledger-floor-disk", disk = (path = ${JSON.stringify(join(work, "ledger-floor"))}, writable = true)),
+    ${baselineBundle ? `(name = "c0", worker = ${worker("baseline.js", paywallVars)}),` : ""}
     (name = "d", worker = ${worker("floor.js", [text("ORIGIN_URL", origin), text("FACILITATOR_URL", facilitator), '(name = "RECEIPTS", kvNamespace = "kv")'])}),
     (name = "dAccess", worker = ${worker("floor-access.js", [text("ORIGIN_URL", origin)])}),
     (name = "kv", external = (address = "127.0.0.1:${ports.kv}", http = ())),
   ],
-  sockets = [${Object.entries({ a: ports.a, a402: ports.a402, min402: ports.min402, b: ports.b, c: ports.c, d: ports.d, dAccess: ports.dAccess })
+  sockets = [${Object.entries({ a: ports.a, a402: ports.a402, min402: ports.min402, b: ports.b, c: ports.c, ...(baselineBundle ? { c0: ports.c0 } : {}), d: ports.d, dAccess: ports.dAccess, e: ports.e })
     .map(([name, port]) => socket(name, port, name))
     .join(", ")}],
 );
@@ -161,14 +206,14 @@ const config :Workerd.Config = (
   const workerd = spawn(
     WORKERD_PATH,
     ["serve", join(work, "config.capnp"), ...(inspectorPort ? [`--inspector-addr=127.0.0.1:${inspectorPort}`] : [])],
-    { stdio: ["ignore", "ignore", "inherit"] },
+    { stdio: ["ignore", process.env.BENCH_WORKERD_LOG ? "inherit" : "ignore", "inherit"] },
   );
   children.push(workerd);
   const url = (system: System, path: string) => `http://127.0.0.1:${ports[system]}${path}`;
   // (b)'s first request must be a priced one: @x402/hono starts its facilitator sync in the request
   // that builds it, and on Workers a later request may not await a promise made by an ended one.
   // (c) before (a) bare 402, which copies (c)'s answer on its first request.
-  for (const system of ["a", "c", "a402", "min402", "b", "d", "dAccess"] as const) {
+  for (const system of ["a", "c", "a402", "min402", "b", "d", "dAccess", "e", ...(baselineBundle ? (["c0"] as const) : [])] as const) {
     await waitFor(`workerd (${system})`, async () => (await fetch(url(system, "/api/weather/paris"))).status < 500, 20_000);
   }
 
@@ -197,11 +242,18 @@ const config :Workerd.Config = (
   const bWeather = await requirementOf("b", "/api/weather/paris");
   const bReports = await requirementOf("b", "/reports/q1");
   const cAccess = await sign(await requirementOf("c", "/reports/q1"));
+  const c0Access = await sign(await requirementOf("c", "/reports/q1"));
   const bAccess = await sign(bReports);
   const bFresh = await sign(bWeather);
   // Buy the access window once; afterwards (c) serves it from the receipt in the isolate.
   const bought = await fetch(url("c", "/reports/q1"), { headers: { "PAYMENT-SIGNATURE": cAccess } });
   if (bought.status !== 200) throw new Error(`could not buy the access window: ${bought.status} ${await bought.text()}`);
+  await bought.arrayBuffer();
+  if (baselineBundle) {
+    const boughtC0 = await fetch(url("c0", "/reports/q1"), { headers: { "PAYMENT-SIGNATURE": c0Access } });
+    if (boughtC0.status !== 200) throw new Error(`(c0) could not buy the access window: ${boughtC0.status}`);
+    await boughtC0.arrayBuffer();
+  }
 
   const cpuTicks = async () => {
     // /proc/PID/stat fields 14 and 15: utime and stime in clock ticks (100 per second on Linux).
@@ -210,13 +262,15 @@ const config :Workerd.Config = (
   };
   const kvCalls = async () => ((await (await fetch(`http://127.0.0.1:${ports.kv}/__stats`)).json()) as { calls: number }).calls;
 
-  async function measure(system: System, scenario: Scenario): Promise<Measured> {
+  async function measure(system: System, scenario: Scenario, connections = CONNECTIONS): Promise<Measured> {
     const s = SCENARIOS[scenario];
     let headers: Record<string, string> = {};
     let pool: string[] | undefined;
-    if (scenario === "access") headers = { "PAYMENT-SIGNATURE": system === "b" ? bAccess : cAccess };
+    if (scenario === "access") {
+      headers = { "PAYMENT-SIGNATURE": system === "b" ? bAccess : system === "c0" ? c0Access : cAccess };
+    }
     if (scenario === "fresh") {
-      if (system === "c" || system === "d") {
+      if (system === "c" || system === "c0" || system === "d") {
         pool = [];
         for (let i = 0; i < DURATION * 2500; i++) pool.push(await sign(cWeather));
       } else {
@@ -230,7 +284,7 @@ const config :Workerd.Config = (
     let next = 0;
     const result = await autocannon({
       url: url(system, s.path),
-      connections: CONNECTIONS,
+      connections,
       duration: DURATION,
       headers,
       ...(pool
@@ -256,12 +310,51 @@ const config :Workerd.Config = (
       p50: result.latency.p50,
       p99: result.latency.p99,
       expectedShare: total === 0 ? 0 : (byStatus?.[String(s.expect)]?.count ?? 0) / total,
-      ...(system === "c" || system === "d" ? { kvCalls: (await kvCalls()) - kvBefore } : {}),
+      ...(system === "c" || system === "c0" || system === "d" ? { kvCalls: (await kvCalls()) - kvBefore } : {}),
     };
   }
 
+  /** One payment, COPIES times at once, to a slow origin path: how often did the origin run? */
+  const originCalls = async (path: string) =>
+    ((await (await fetch(`${origin}/__stats`)).json()) as Record<string, number>)[path] ?? 0;
+  async function duplicates(system: System, round: number): Promise<{ originRuns: number; statuses: string }> {
+    const path = `/api/weather/dup-${system}-${round}`;
+    const header = system === "b" ? bFresh : await sign(cWeather);
+    const before = await originCalls(path);
+    const answers = await Promise.all(
+      Array.from({ length: COPIES }, () =>
+        fetch(url(system, `${path}?delay=500`), { headers: { "PAYMENT-SIGNATURE": header } }).then(async (r) => {
+          await r.arrayBuffer();
+          return r.status;
+        }),
+      ),
+    );
+    const counts = new Map<number, number>();
+    for (const status of answers) counts.set(status, (counts.get(status) ?? 0) + 1);
+    const statuses = [...counts].sort((x, y) => x[0] - y[0]).map(([s, n]) => `${n} × ${s}`).join(", ");
+    return { originRuns: (await originCalls(path)) - before, statuses };
+  }
+  const dupSystems: System[] = ["b", ...(baselineBundle ? (["c0"] as const) : []), "c"];
+  const dupSamples = new Map<System, { originRuns: number; statuses: string }[]>();
+
   const samples = new Map<string, Measured[]>();
+  const oneConnection = new Map<System, Measured[]>();
   for (let round = 0; round < ROUNDS; round++) {
+    if (ONLY.has("dup")) {
+      for (const system of dupSystems) {
+        const d = await duplicates(system, round);
+        log(`round ${round + 1}/${ROUNDS}  dup    ${SYSTEM_NAMES[system].padEnd(36)} origin ran ${d.originRuns}× for ${COPIES} copies (${d.statuses})`);
+        dupSamples.set(system, [...(dupSamples.get(system) ?? []), d]);
+      }
+    }
+    if (ONLY.has("fresh")) {
+      // Latency without saturation: one connection, so a request's time is its round trips and CPU.
+      for (const system of ["c", ...(baselineBundle ? (["c0"] as const) : []), "e"] as const) {
+        const m = await measure(system, "fresh", 1);
+        log(`round ${round + 1}/${ROUNDS}  fresh1 ${SYSTEM_NAMES[system].padEnd(36)} p50 ${m.p50} ms  mean ${(1000 / Math.max(1, m.rps)).toFixed(2)} ms  ${m.cpuUs.toFixed(0)} µs CPU/req`);
+        oneConnection.set(system, [...(oneConnection.get(system) ?? []), m]);
+      }
+    }
     for (const scenario of Object.keys(SCENARIOS) as Scenario[]) {
       if (!ONLY.has(scenario)) continue;
       const systems = [...SCENARIOS[scenario].systems, ...SCENARIOS[scenario].extra];
@@ -274,7 +367,12 @@ const config :Workerd.Config = (
       }
     }
   }
+  // Wait for the processes to exit before removing their files (workerd writes the ledger's SQLite).
+  const exited = children.map(
+    (child) => new Promise<void>((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", () => resolve()))),
+  );
   stopAll();
+  await Promise.all(exited);
   await rm(work, { recursive: true, force: true });
 
   const median = (xs: number[]) => {
@@ -329,7 +427,11 @@ const config :Workerd.Config = (
               ? `${paired("dAccess", limit, scenario).toFixed(2)} (d/a) | `
               : system === "min402"
                 ? `${paired("c", "min402", scenario).toFixed(2)} (c/this) | `
-                : " | ";
+                : system === "c0"
+                  ? `${paired("c0", limit, scenario).toFixed(2)} (c0/a); c/c0 ${paired("c", "c0", scenario).toFixed(2)} | `
+                  : system === "e"
+                    ? " | "
+                    : " | ";
       const share = m.expectedShare < 1 ? ` (only ${(m.expectedShare * 100).toFixed(1)}% ${s.expect})` : "";
       rows.push(
         `| ${s.title} | ${SYSTEM_NAMES[system]}${share} | ${m.rps.toFixed(0)} | ${m.p50} | ${m.p99} | ${m.cpuUs.toFixed(0)} | ${ratios} | ${m.kvCalls ?? ""} |`,
@@ -341,6 +443,42 @@ const config :Workerd.Config = (
     check(`${s.title}: c / b`, paired("c", "b", scenario), c.rps / b.rps, 1.5);
   }
   targets.push(`| minified bundle, gzip (KiB) | ${sizes.c.toFixed(1)} | | ≤ 64 | ${sizes.c <= 64 ? "met" : "**missed**"} |`);
+
+  // What the ledger costs a fresh payment, against the KV-only version it replaces (same run).
+  const ledgerRows: string[] = [];
+  if (ONLY.has("fresh") && baselineBundle) {
+    const c = med("c", "fresh");
+    const c0 = med("c0", "fresh");
+    const e = med("e", "fresh");
+    const perRound = (f: (c: Measured, c0: Measured, e: Measured) => number) =>
+      median(
+        (samples.get("c|fresh") ?? []).map((cm, i) =>
+          f(cm, (samples.get("c0|fresh") ?? [])[i] as Measured, (samples.get("e|fresh") ?? [])[i] as Measured),
+        ),
+      );
+    const totalRatio = perRound((cm, c0m) => cm.cpuUs / c0m.cpuUs);
+    const workerRatio = perRound((cm, c0m, em) => (cm.cpuUs - em.cpuUs) / c0m.cpuUs);
+    const one = (system: System) => {
+      const xs = oneConnection.get(system) ?? [];
+      return { p50: median(xs.map((x) => x.p50)), meanMs: median(xs.map((x) => 1000 / Math.max(1, x.rps))) };
+    };
+    const [c1, c01, e1] = [one("c"), one("c0"), one("e")];
+    const verdict = (ok: boolean, by: string) => (ok ? "met" : `**missed by ${by}**`);
+    ledgerRows.push(
+      `| CPU per fresh payment, whole workerd (Worker + its ledger objects), c / c0 | ${totalRatio.toFixed(2)} (${c.cpuUs.toFixed(0)} vs ${c0.cpuUs.toFixed(0)} µs) | | |`,
+      `| the ledger's own work, (e) | ${e.cpuUs.toFixed(0)} µs | | |`,
+      `| CPU per fresh payment, the Worker alone, (c − e) / c0 | ${workerRatio.toFixed(2)} (${(c.cpuUs - e.cpuUs).toFixed(0)} vs ${c0.cpuUs.toFixed(0)} µs) | ≤ 1.00 | ${verdict(workerRatio <= 1, `${((workerRatio - 1) * 100).toFixed(1)}%`)} |`,
+      `| latency at one connection, mean, c − c0 | ${(c1.meanMs - c01.meanMs).toFixed(2)} ms (${c1.meanMs.toFixed(2)} vs ${c01.meanMs.toFixed(2)}) | ≤ one ledger round trip, (e) ${e1.meanMs.toFixed(2)} ms | ${verdict(c1.meanMs - c01.meanMs <= e1.meanMs, `${(c1.meanMs - c01.meanMs - e1.meanMs).toFixed(2)} ms`)} |`,
+      `| throughput at ${CONNECTIONS} connections, c / c0 | ${paired("c", "c0", "fresh").toFixed(2)} | | |`,
+    );
+  }
+  const dupRows = dupSystems
+    .filter((system) => dupSamples.has(system))
+    .map((system) => {
+      const ds = dupSamples.get(system) ?? [];
+      const runs = ds.map((d) => d.originRuns);
+      return `| ${SYSTEM_NAMES[system]} | ${COPIES} | ${Math.min(...runs)}–${Math.max(...runs)} | ${ds[ds.length - 1]?.statuses ?? ""} | ${runs.every((r) => r === 1) ? "once" : "**more than once**"} |`;
+    });
 
   const cpu = cpus();
   const date = new Date().toISOString().slice(0, 10);
@@ -365,7 +503,27 @@ Minified bundle, gzip: (b) ${sizes.b.toFixed(1)} KiB, (c) ${sizes.c.toFixed(1)} 
 |---|---:|---:|---:|---|
 ${targets.join("\n")}
 
-Reproduce: \`npm run bench\` (options: \`-- --duration 5 --connections 50 --rounds 3\`).
+${
+  ledgerRows.length > 0
+    ? `The ledger against the KV-only design it replaces (c0 = \`${values.baseline}\`, fresh payments, same run):
+
+| measure | value | goal | |
+|---|---:|---:|---|
+${ledgerRows.join("\n")}
+
+`
+    : ""
+}${
+  dupRows.length > 0
+    ? `The same payment sent ${COPIES} times at once to an origin that takes 500 ms (every round):
+
+| system | copies | origin runs | answers (last round) | |
+|---|---:|---:|---|---|
+${dupRows.join("\n")}
+
+`
+    : ""
+}Reproduce: \`npm run bench\` (options: \`-- --duration 5 --connections 50 --rounds 3 --baseline kv-only-receipts\`).
 `;
   console.log(report);
   if (!values["no-write"] && !values.profile) {
@@ -373,6 +531,33 @@ Reproduce: \`npm run bench\` (options: \`-- --duration 5 --connections 50 --roun
     const file = join(ROOT, "bench/results", `${date}.md`);
     await writeFile(file, report);
     log(`wrote ${file}`);
+  }
+}
+
+/**
+ * (c0): this project at `ref`, checked out into a temporary git worktree that borrows this
+ * checkout's node_modules, built as wrangler deploy would build it. Undefined when the ref is not
+ * in this clone (the benchmark then runs without the c0 rows).
+ */
+async function buildBaseline(ref: string, work: string): Promise<string | undefined> {
+  const git = promisify(execFile);
+  const tree = join(work, "baseline-tree");
+  try {
+    await git("git", ["-C", ROOT, "rev-parse", "--verify", `${ref}^{commit}`]);
+  } catch {
+    log(`baseline ${ref} is not in this clone: no (c0) rows`);
+    return undefined;
+  }
+  log(`building (c0) from ${ref} in a temporary worktree…`);
+  await git("git", ["-C", ROOT, "worktree", "add", "--detach", tree, ref]);
+  try {
+    await symlink(join(ROOT, "node_modules"), join(tree, "node_modules"));
+    const built = await buildWorker(join(work, "c0"), [], tree);
+    const kept = join(work, "c0.js");
+    await copyFile(built, kept);
+    return kept;
+  } finally {
+    await git("git", ["-C", ROOT, "worktree", "remove", "--force", tree]);
   }
 }
 

@@ -13,11 +13,25 @@ const [originPort, facilitatorPort, kvPort] = process.argv.slice(2, 5).map(Numbe
 const pricingDocument = readFileSync(process.argv[5] as string, "utf8");
 const body = JSON.stringify({ city: "paris", temperatureC: 12, conditions: "clear" });
 
+// `?delay=MS` makes an answer slow (a paid inference, say); GET /__stats counts requests by path.
+const originCalls = new Map<string, number>();
 const origin = createServer((req, res) => {
+  const url = new URL(req.url ?? "/", "http://origin");
+  if (url.pathname === "/__stats") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify(Object.fromEntries(originCalls)));
+    return;
+  }
+  originCalls.set(url.pathname, (originCalls.get(url.pathname) ?? 0) + 1);
   req.resume();
   req.on("end", () => {
-    res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-    res.end(body);
+    const answer = () => {
+      res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+      res.end(body);
+    };
+    const delay = Number(url.searchParams.get("delay") ?? "0");
+    if (delay > 0) setTimeout(answer, Math.min(delay, 10_000));
+    else answer();
   });
 });
 

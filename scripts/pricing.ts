@@ -39,6 +39,22 @@ export function validateText(
   return result.ok ? { ok: true, table: result.table } : { ok: false, problems: result.problems };
 }
 
+/**
+ * What an owner should know about a valid document before pushing it: choices with a cost that
+ * is easy to miss. Not problems; the document is valid either way.
+ */
+export function routeNotes(table: PricingTable): string[] {
+  const notes: string[] = [];
+  for (const route of table.routes) {
+    if (route.settleBefore) {
+      notes.push(
+        `${route.id}: settle "before" (x402 upfront): the buyer is charged before the origin runs, so an origin error is paid for (and a retry with the same payment gets that same error); use it for actions that must not run unpaid, keep "after" (the default) for reads.`,
+      );
+    }
+  }
+  return notes;
+}
+
 /** The simple `KEY = "value"` lines of wrangler.toml's [vars] table (all this CLI needs from it). */
 export function wranglerVars(toml = readFileSync(resolve(ROOT, "wrangler.toml"), "utf8")): Record<string, string> {
   const vars: Record<string, string> = {};
@@ -187,6 +203,7 @@ export async function main(argv: string[]): Promise<number> {
         }
         if (command === "validate") {
           console.log(`${shown(file)}: valid, ${checked.table.routes.length} routes (version ${await version(text)})`);
+          for (const note of routeNotes(checked.table)) console.log(`  note: ${note}`);
           return 0;
         }
         if (command === "push") {

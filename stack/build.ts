@@ -8,10 +8,13 @@ import { WRANGLER_BIN } from "./wrangler-bin.ts";
 
 const run = promisify(execFile);
 
-/** Returns the bundle's path; `args` go to wrangler (e.g. `--config other.toml`). */
-export async function buildWorker(outdir: string, args: string[] = []): Promise<string> {
+/**
+ * Returns the bundle's path; `args` go to wrangler (e.g. `--config other.toml`); `cwd` is the
+ * project to build (another checkout of this one, for the benchmark's baseline).
+ */
+export async function buildWorker(outdir: string, args: string[] = [], cwd: string = ROOT): Promise<string> {
   await run(process.execPath, [WRANGLER_BIN, "deploy", "--dry-run", "--outdir", outdir, ...args], {
-    cwd: ROOT,
+    cwd,
     env: wranglerEnv(),
   });
   // wrangler names the bundle after the entry file.

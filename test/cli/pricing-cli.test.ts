@@ -64,6 +64,20 @@ describe("validate", () => {
     const r = await cli("validate", "--file", join(dir, "v1.json"));
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/valid, 2 routes \(version [0-9a-f]{16}\)/);
+    expect(r.out).not.toContain("note:");
+  });
+
+  it('explains what settle "before" costs, without failing the document', async () => {
+    await writeFile(
+      join(dir, "upfront.json"),
+      doc("$0.001", [{ id: "launch", match: "POST /launch", price: "$0.01", settle: "before" }]),
+    );
+    const r = await cli("validate", "--file", join(dir, "upfront.json"));
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      'note: launch: settle "before" (x402 upfront): the buyer is charged before the origin runs, so an origin error is paid for',
+    );
+    expect(r.out.match(/note:/g)).toHaveLength(1);
   });
 
   it("lists every problem with its JSON path and exits 1", async () => {

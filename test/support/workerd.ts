@@ -3,7 +3,7 @@
  * so tests can speak raw HTTP to it. Node-side only.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildWorker as buildBundle } from "../../stack/build.ts";
@@ -32,7 +32,8 @@ export interface RunningWorker {
 /**
  * Serves `bundle` (the module's source) with the given text vars. KV namespaces point at a service that answers 404 to
  * everything (an empty namespace), which is all the tests that use this need; the payment ledger is
- * the bundle's own Durable Object class, SQLite-backed, stored in memory for the process's life.
+ * the bundle's own Durable Object class, SQLite-backed, stored in the temporary directory
+ * (workerd's in-memory storage has no SQL API).
  */
 export async function serveWorker(bundle: string, vars: Record<string, string>): Promise<RunningWorker> {
   const dir = await mkdtemp(join(tmpdir(), "paywall-workerd-"));
@@ -47,6 +48,7 @@ export async function serveWorker(bundle: string, vars: Record<string, string>):
     .join(", ");
   // capnp `embed` paths are relative to the config file, so the bundle sits beside it.
   await writeFile(join(dir, "index.js"), bundle);
+  await mkdir(join(dir, "ledger"));
   await writeFile(
     join(dir, "empty-kv.js"),
     "export default { fetch() { return new Response(null, { status: 404 }); } };",
@@ -58,7 +60,8 @@ const config :Workerd.Config = (
   services = [
     (name = "main", worker = (modules = [(name = "index.js", esModule = embed "index.js")],
       compatibilityDate = "2026-11-01", bindings = [${bindings}],
-      durableObjectNamespaces = [${LEDGER_NAMESPACE}], durableObjectStorage = (inMemory = void))),
+      durableObjectNamespaces = [${LEDGER_NAMESPACE}], durableObjectStorage = (localDisk = "ledger-disk"))),
+    (name = "ledger-disk", disk = (path = ${JSON.stringify(join(dir, "ledger"))}, writable = true)),
     (name = "empty-kv", worker = (modules = [(name = "kv.js", esModule = embed "empty-kv.js")], compatibilityDate = "2026-11-01")),
   ],
   sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],

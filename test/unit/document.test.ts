@@ -136,6 +136,37 @@ describe("compilePricing", () => {
   });
 });
 
+describe("settle: before (x402 upfront)", () => {
+  const compile = (routes: object[]) =>
+    compilePricing({ version: 1, defaults: { payTo: PAY_TO, network: "eip155:84532" }, routes }, "v", fallbacks);
+
+  it("marks the route and asks for the upfront flow in its requirements only", () => {
+    const result = compile([
+      { id: "act", match: "POST /act", price: "$0.01", settle: "before" },
+      { id: "read", match: "GET /read", price: "$0.01" },
+      { id: "explicit", match: "GET /explicit", price: "$0.01", settle: "after" },
+    ]);
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    const [act, read, explicit] = result.table.routes;
+    expect(act?.settleBefore).toBe(true);
+    expect(act?.accepts[0]?.extra).toEqual({ name: "USDC", version: "2", paymentFlow: "upfront" });
+    expect(read?.settleBefore).toBe(false);
+    expect(read?.accepts[0]?.extra).toEqual({ name: "USDC", version: "2" });
+    expect(explicit?.settleBefore).toBe(false);
+    expect(explicit?.accepts[0]?.extra).toEqual({ name: "USDC", version: "2" });
+  });
+
+  it("refuses it on a free route, and any other value", () => {
+    const free = compile([{ id: "f", match: "/f", price: "free", settle: "before" }]);
+    expect(free.ok ? [] : free.problems).toEqual([
+      { path: "$.routes[0].settle", message: "a free route is never settled" },
+    ]);
+    const other = compile([{ id: "x", match: "/x", price: "$1", settle: "now" }]);
+    expect(other.ok ? [] : other.problems.map((p) => p.path)).toEqual(["$.routes[0].settle"]);
+  });
+});
+
 describe("the fast shape check for plain routes", () => {
   const value = fc.oneof(
     fc.string({ maxLength: 12 }),

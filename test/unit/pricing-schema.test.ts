@@ -27,6 +27,8 @@ const VALID = [
   withRoute({ price: "$0.01", when: { body: { service: "llm-70b", stream: true, n: 2 } } }),
   withRoute({ price: "free", when: { body: { service: ["x", 1, false] } } }),
   withRoute({ price: "$0.001", per: { query: "count", min: 1, max: 100 } }),
+  withRoute({ price: "$0.01", settle: "before" }),
+  withRoute({ price: "$0.01", settle: "after", access: { ttl: 60 } }),
   withRoute({ price: "$0.001", per: { body: "n", min: 1, max: 100 }, when: { body: { service: "x" } } }),
   {
     ...base,
@@ -64,6 +66,8 @@ const INVALID = [
   withRoute({ price: "$1", per: { min: 1, max: 2 } }),
   withRoute({ price: "$1", per: { query: "n", header: "x-n", min: 1, max: 2 } }),
   withRoute({ price: "$1", per: { query: "n", min: 0, max: 2 } }),
+  withRoute({ price: "$1", settle: "first" }),
+  withRoute({ price: "$1", settle: true }),
   withRoute({ price: "$1", per: { query: "n", min: 1, max: 2.5 } }),
   withRoute({ price: "$1", when: { query: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`f${i}`, "x"])) } }),
 ];
