@@ -24,7 +24,10 @@ export type PathProblem =
   | "encoded_separator"
   | "encoded_control"
   | "encoded_unreserved"
-  | "invalid_utf8";
+  | "invalid_utf8"
+  // refused for how origins read them (pricing/path-readings.ts), unless the table relaxes it
+  | "path_parameter"
+  | "trailing_dot_or_space";
 
 export type CanonicalPath = { ok: true; path: string; segments: string[] } | { ok: false; problem: PathProblem };
 

@@ -41,6 +41,7 @@ import { forwardToOrigin } from "./origin.ts";
 import { canonicalisePath } from "./path.ts";
 import { isGroup, resolveRule } from "./pricing/conditions.ts";
 import type { PricingTable, Requirement, RouteRule } from "./pricing/document.ts";
+import { isPriced, routeFor } from "./pricing/path-readings.ts";
 import type { PricingStore, RetiredTable } from "./pricing/store.ts";
 import { type Receipt, type ReceiptStore, receiptKey, receiptTtlSeconds } from "./receipts.ts";
 import { FieldReader } from "./request-fields.ts";
@@ -126,7 +127,13 @@ export async function handleRequest(
   }
   const table = pricing.table;
   const preflightMethod = preflightMethodOf(request);
-  const entry = table.matcher.match(preflightMethod ?? request.method, canonical.segments);
+  const routed = routeFor(table, preflightMethod ?? request.method, path, canonical.segments);
+  if (!routed.ok) {
+    return errorResponse(
+      fail("non_canonical_path", "The request path has a shape origins read in other ways.", routed.problem),
+    );
+  }
+  const entry = routed.entry;
 
   if (!entry) {
     if (table.unmatched === "deny")
@@ -135,8 +142,7 @@ export async function handleRequest(
   }
   if (preflightMethod) {
     // A preflight carries none of the fields a dynamic price reads: any priced variant decides.
-    const priced = isGroup(entry) ? entry.rules.some((r) => r.accepts.length > 0) : entry.accepts.length > 0;
-    return priced ? preflightResponse(request) : forwardFree(request, rt.config, path, query, undefined);
+    return isPriced(entry) ? preflightResponse(request) : forwardFree(request, rt.config, path, query, undefined);
   }
   let route: RouteRule;
   let fields: FieldReader | undefined;
@@ -707,7 +713,8 @@ async function selectFromRetired(
 ): Promise<Requirement | undefined> {
   const nowMs = rt.nowMs();
   for (const { table, retiredAtMs } of p.retired) {
-    const entry = table.matcher.match(p.method, p.segments);
+    const routed = routeFor(table, p.method, p.path, p.segments);
+    const entry = routed.ok ? routed.entry : undefined;
     if (!entry) continue;
     let old: RouteRule;
     if (isGroup(entry)) {

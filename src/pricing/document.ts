@@ -22,7 +22,7 @@ import {
 } from "./conditions.ts";
 import { type Matcher, matcherBuilder } from "./matcher.ts";
 import { checkAtomic, type MoneyResult, usdToAtomic } from "./money.ts";
-import { parsePattern, usualPattern } from "./pattern.ts";
+import { type Pattern, parsePattern, usualPattern } from "./pattern.ts";
 import { StringTable } from "./string-table.ts";
 
 export interface Requirement {
@@ -56,10 +56,34 @@ export interface RouteRule {
   settleBefore: boolean;
 }
 
+/**
+ * How paths are read, for origins that read them in ways the canonical check alone does not cover
+ * (see path-readings.ts). The defaults are the safe ones; each option relaxes one class for an
+ * owner whose origin is strict about it.
+ */
+export interface PathOptions {
+  /** Literal segments compare case-insensitively (ASCII), as Express, Koa and IIS route. */
+  caseInsensitive: boolean;
+  /** Refuse `;` in a path (Tomcat, Jetty and Spring strip `;…` from segments, `/..;/` included). */
+  refuseSemicolons: boolean;
+  /** Refuse segments ending in "." or an encoded space (IIS and ASP.NET strip them). */
+  refuseTrailingDots: boolean;
+  /** A path not priced as spelled is priced as its last segment without `.ext` (Rails' `.:format`). */
+  formatSuffix: boolean;
+}
+
+export const DEFAULT_PATH_OPTIONS: PathOptions = Object.freeze({
+  caseInsensitive: true,
+  refuseSemicolons: true,
+  refuseTrailingDots: true,
+  formatSuffix: true,
+});
+
 export interface PricingTable {
   /** Content hash of the document, shown to buyers so they can tell which prices they saw. */
   version: string;
   unmatched: "free" | "deny";
+  paths: PathOptions;
   routes: RouteRule[];
   matcher: Matcher<RouteEntry>;
 }
@@ -173,6 +197,15 @@ const DocumentHeadSchema = z
       .strict()
       .optional(),
     assets: z.record(Name, AssetSchema).optional(),
+    paths: z
+      .object({
+        case: z.enum(["insensitive", "sensitive"]).optional(),
+        semicolons: z.enum(["refuse", "literal"]).optional(),
+        trailingDots: z.enum(["refuse", "literal"]).optional(),
+        formatSuffix: z.enum(["match", "literal"]).optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -237,6 +270,9 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
   const firstWithId: number[] = [];
   const indexOfId = (id: string) => firstWithId[ids.find(0, id)] ?? -1;
   const defaultMimeType = doc.defaults?.mimeType ?? "application/json";
+  const paths = pathOptions(doc.paths);
+  // Case-insensitive tables hold their literals in lower case; requests are lowered to match.
+  const matchable = paths.caseInsensitive ? lowerPath : (match: string) => match;
   const merge = (existing: RouteEntry, added: RouteEntry): RouteGroup => {
     const group = isGroup(existing) ? existing : { rules: [existing], fields: [] };
     group.rules.push(...(isGroup(added) ? added.rules : [added]));
@@ -282,9 +318,9 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
       compiled.push(rule);
       // Rules with the same method and path shape form one group, told apart by their conditions.
       const entry: RouteEntry = when || per ? { rules: [rule], fields: groupFields([rule]) } : rule;
-      if (pattern) builder.add(pattern.pattern, entry, merge);
-      else if (usual === "static") builder.addStatic(route.match, entry, merge);
-      else builder.addUsual(route.match, entry, merge);
+      if (pattern) builder.add(paths.caseInsensitive ? lowerLiterals(pattern.pattern) : pattern.pattern, entry, merge);
+      else if (usual === "static") builder.addStatic(matchable(route.match), entry, merge);
+      else builder.addUsual(matchable(route.match), entry, merge);
     }
   }
 
@@ -317,11 +353,38 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     table: {
       version,
       unmatched: doc.defaults?.unmatched ?? "free",
+      paths,
       routes: compiled,
       matcher: builder.matcher,
     },
   };
 }
+
+function pathOptions(given: PricingDocument["paths"]): PathOptions {
+  if (!given) return DEFAULT_PATH_OPTIONS;
+  return {
+    caseInsensitive: given.case !== "sensitive",
+    refuseSemicolons: given.semicolons !== "literal",
+    refuseTrailingDots: given.trailingDots !== "literal",
+    formatSuffix: given.formatSuffix !== "literal",
+  };
+}
+
+/**
+ * A pattern with its path in lower case and its method as written. Canonical patterns are ASCII
+ * (anything else is percent-encoded), so this lowers exactly the ASCII letters: the same folding
+ * Express's and Koa's case-insensitive routing applies to the raw path.
+ */
+function lowerPath(match: string): string {
+  const slash = match.indexOf("/");
+  return slash < 0 ? match : match.slice(0, slash) + match.slice(slash).toLowerCase();
+}
+
+/** The pattern with its literal segments lowered (parameter names and `*` do not match anything). */
+const lowerLiterals = (pattern: Pattern): Pattern => ({
+  method: pattern.method,
+  segments: pattern.segments.map((segment) => segment.toLowerCase()),
+});
 
 const RESERVED_HEADERS = new Set([
   "payment-signature",

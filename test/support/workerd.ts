@@ -30,12 +30,16 @@ export interface RunningWorker {
 }
 
 /**
- * Serves `bundle` (the module's source) with the given text vars. KV namespaces point at a service that answers 404 to
- * everything (an empty namespace), which is all the tests that use this need; the payment ledger is
+ * Serves `bundle` (the module's source) with the given text vars. KV namespaces point at a small
+ * in-memory KV service: empty, or holding `options.pricing` under `pricing`; the payment ledger is
  * the bundle's own Durable Object class, SQLite-backed, stored in the temporary directory
  * (workerd's in-memory storage has no SQL API).
  */
-export async function serveWorker(bundle: string, vars: Record<string, string>): Promise<RunningWorker> {
+export async function serveWorker(
+  bundle: string,
+  vars: Record<string, string>,
+  options: { pricing?: string } = {},
+): Promise<RunningWorker> {
   const dir = await mkdtemp(join(tmpdir(), "paywall-workerd-"));
   const port = await freePort();
   const bindings = Object.entries(vars)
@@ -49,9 +53,23 @@ export async function serveWorker(bundle: string, vars: Record<string, string>):
   // capnp `embed` paths are relative to the config file, so the bundle sits beside it.
   await writeFile(join(dir, "index.js"), bundle);
   await mkdir(join(dir, "ledger"));
+  // workerd sends a KV binding's calls to its service as GET/PUT/DELETE /<url-encoded key>.
   await writeFile(
     join(dir, "empty-kv.js"),
-    "export default { fetch() { return new Response(null, { status: 404 }); } };",
+    `const store = new Map(${JSON.stringify(options.pricing === undefined ? [] : [["pricing", options.pricing]])});
+export default {
+  async fetch(request) {
+    const key = decodeURIComponent(new URL(request.url).pathname.slice(1));
+    if (request.method === "GET") {
+      const value = store.get(key);
+      return value === undefined ? new Response(null, { status: 404 }) : new Response(value);
+    }
+    if (request.method === "PUT") store.set(key, await request.text());
+    else if (request.method === "DELETE") store.delete(key);
+    else return new Response(null, { status: 405 });
+    return new Response(null);
+  },
+};`,
   );
   await writeFile(
     join(dir, "config.capnp"),

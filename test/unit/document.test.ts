@@ -136,6 +136,37 @@ describe("compilePricing", () => {
   });
 });
 
+describe("paths: how literals compare", () => {
+  const compile = (paths: object | undefined, routes: object[]) =>
+    compilePricing(
+      { version: 1, defaults: { payTo: PAY_TO, network: "eip155:84532" }, ...(paths ? { paths } : {}), routes },
+      "v",
+      fallbacks,
+    );
+  const twoCases = [
+    { id: "lower", match: "GET /admin/stats", price: "$1" },
+    { id: "upper", match: "GET /ADMIN/stats", price: "$2" },
+  ];
+
+  it("refuses two rules that differ only by case by default: they price the same requests", () => {
+    const result = compile(undefined, twoCases);
+    expect(result.ok ? [] : result.problems).toEqual([
+      { path: "$.routes[1].match", message: '"GET /ADMIN/stats" matches exactly the same requests as routes[0]' },
+    ]);
+  });
+
+  it('keeps them apart with "case": "sensitive"', () => {
+    const result = compile({ case: "sensitive" }, twoCases);
+    expect(result.ok).toBe(true);
+    if (result.ok) expect(result.table.paths).toMatchObject({ caseInsensitive: false, refuseSemicolons: true });
+  });
+
+  it("refuses unknown path options", () => {
+    const result = compile({ case: "upper" }, twoCases.slice(0, 1));
+    expect(result.ok ? [] : result.problems.map((p) => p.path)).toEqual(["$.paths.case"]);
+  });
+});
+
 describe("settle: before (x402 upfront)", () => {
   const compile = (routes: object[]) =>
     compilePricing({ version: 1, defaults: { payTo: PAY_TO, network: "eip155:84532" }, routes }, "v", fallbacks);

@@ -28,6 +28,11 @@ const VALID = [
   withRoute({ price: "free", when: { body: { service: ["x", 1, false] } } }),
   withRoute({ price: "$0.001", per: { query: "count", min: 1, max: 100 } }),
   withRoute({ price: "$0.01", settle: "before" }),
+  {
+    ...withRoute({ price: "$0.01" }),
+    paths: { case: "sensitive", semicolons: "literal", trailingDots: "literal", formatSuffix: "literal" },
+  },
+  { ...withRoute({ price: "$0.01" }), paths: {} },
   withRoute({ price: "$0.01", settle: "after", access: { ttl: 60 } }),
   withRoute({ price: "$0.001", per: { body: "n", min: 1, max: 100 }, when: { body: { service: "x" } } }),
   {
@@ -67,6 +72,8 @@ const INVALID = [
   withRoute({ price: "$1", per: { query: "n", header: "x-n", min: 1, max: 2 } }),
   withRoute({ price: "$1", per: { query: "n", min: 0, max: 2 } }),
   withRoute({ price: "$1", settle: "first" }),
+  { ...withRoute({ price: "$1" }), paths: { case: "upper" } },
+  { ...withRoute({ price: "$1" }), paths: { slashes: "merge" } },
   withRoute({ price: "$1", settle: true }),
   withRoute({ price: "$1", per: { query: "n", min: 1, max: 2.5 } }),
   withRoute({ price: "$1", when: { query: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`f${i}`, "x"])) } }),
