@@ -46,6 +46,12 @@ export default defineConfig({
                 FACILITATOR_PORT: String(inject<number>("facilitatorPort")),
               },
               serviceBindings: { ORIGIN_SERVICE: "origin-service" },
+              // The tests pay hundreds of times a minute from one buyer; TIGHT_RATE_LIMIT is a real
+              // limiter with a small limit for the test that the limit holds.
+              ratelimits: {
+                PAYMENT_RATE_LIMIT: { namespace_id: "1001", simple: { limit: 100_000, period: 60 } },
+                TIGHT_RATE_LIMIT: { namespace_id: "1002", simple: { limit: 3, period: 60 } },
+              },
               workers: [
                 {
                   name: "origin-service",

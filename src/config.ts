@@ -8,6 +8,7 @@ import {
   DEFAULT_ORIGIN_TIMEOUT_MS,
   DEFAULT_PRICING_BODY_LIMIT_BYTES,
   DEFAULT_PRICING_CACHE_SECONDS,
+  DEFAULT_RATE_LIMIT_PERIOD_SECONDS,
   DEFAULT_RETRY_BODY_LIMIT_BYTES,
   DEFAULT_SETTLE_BUDGET_MS,
   DEFAULT_SETTLE_TIMEOUT_MS,
@@ -26,6 +27,13 @@ export interface Bindings {
   LEDGER: DurableObjectNamespace<PaymentLedger>;
   /** Optional service binding; when present the origin is reached through it. */
   ORIGIN?: Fetcher;
+  /**
+   * Optional Rate Limiting binding: facilitator-bound requests per client IP and per payer
+   * (limit and period are set on the binding in wrangler.toml).
+   */
+  PAYMENT_RATE_LIMIT?: RateLimit;
+  /** The binding's period (10 or 60), for `Retry-After` on a 429. */
+  RATE_LIMIT_PERIOD_SECONDS?: string;
   ORIGIN_URL?: string;
   FACILITATOR_URL?: string;
   PAY_TO?: string;
@@ -65,6 +73,9 @@ export interface Config {
   /** How long a claim on a payment is held: verify + origin + settle budget + a margin. */
   leaseMs: number;
   ledger: DurableObjectNamespace<PaymentLedger>;
+  /** Limits facilitator-bound requests per client IP and per payer; undefined = no limit. */
+  paymentRateLimit: RateLimit | undefined;
+  rateLimitPeriodSeconds: number;
   /** Most bytes of a request body read to price it (rules with `when.body` or `per.body`). */
   bodyLimitBytes: number;
   facilitatorAuthorization: string | undefined;
@@ -133,6 +144,18 @@ export function parseConfig(env: Bindings): ConfigResult {
     return bad("RETRY_BODY_LIMIT_BYTES", `must be a whole number of bytes from 0 to ${MAX_RETRY_BODY_LIMIT_BYTES}`);
   }
 
+  let paymentRateLimit: RateLimit | undefined;
+  if (env.PAYMENT_RATE_LIMIT !== undefined) {
+    if (typeof (env.PAYMENT_RATE_LIMIT as RateLimit).limit !== "function") {
+      return bad("PAYMENT_RATE_LIMIT", "must be a Rate Limiting binding ([[ratelimits]] in wrangler.toml)");
+    }
+    paymentRateLimit = env.PAYMENT_RATE_LIMIT;
+  }
+  const rateLimitPeriodSeconds = parseWholeNumber(env.RATE_LIMIT_PERIOD_SECONDS, DEFAULT_RATE_LIMIT_PERIOD_SECONDS);
+  if (rateLimitPeriodSeconds !== 10 && rateLimitPeriodSeconds !== 60) {
+    return bad("RATE_LIMIT_PERIOD_SECONDS", "must be 10 or 60, the binding's period");
+  }
+
   const bodyLimitBytes = parseWholeNumber(env.PRICING_BODY_LIMIT_BYTES, DEFAULT_PRICING_BODY_LIMIT_BYTES);
   if (!bodyLimitBytes || bodyLimitBytes > MAX_PRICING_BODY_LIMIT_BYTES) {
     return bad("PRICING_BODY_LIMIT_BYTES", `must be a whole number of bytes from 1 to ${MAX_PRICING_BODY_LIMIT_BYTES}`);
@@ -165,6 +188,8 @@ export function parseConfig(env: Bindings): ConfigResult {
       retryBodyLimitBytes,
       leaseMs: verifyTimeoutMs + originTimeoutMs + settleBudgetMs + LEASE_MARGIN_MS,
       ledger: env.LEDGER,
+      paymentRateLimit,
+      rateLimitPeriodSeconds,
       bodyLimitBytes,
       facilitatorAuthorization,
       originSharedSecret,

@@ -2,6 +2,19 @@
  * Numbers and names the whole Worker shares. Units are in the names.
  */
 
+/**
+ * Request size caps, checked before any work that grows with them. Generous for real clients
+ * (browsers send ~2 KiB of headers; Cloudflare itself allows 128 KB of headers and 16 KB of URL):
+ * they bound what junk can cost, not what an API may use.
+ */
+export const MAX_PATH_BYTES = 4 * 1024;
+export const MAX_QUERY_BYTES = 16 * 1024;
+/** Priced routes only: their headers are read (payment, dynamic prices) before anything else. */
+export const MAX_HEADER_COUNT = 100;
+export const MAX_HEADER_BYTES = 32 * 1024;
+/** `Retry-After` for `429 rate_limited` unless RATE_LIMIT_PERIOD_SECONDS says otherwise. */
+export const DEFAULT_RATE_LIMIT_PERIOD_SECONDS = 60;
+
 /** Largest payment header we decode; an EIP-3009 payload is ~1 KiB, so 8 KiB is generous. */
 export const MAX_PAYMENT_HEADER_BYTES = 8 * 1024;
 

@@ -7,6 +7,10 @@
 export type Reason =
   // the request itself
   | "non_canonical_path"
+  | "path_too_long"
+  | "query_too_long"
+  | "request_headers_too_large"
+  | "rate_limited"
   | "route_denied"
   | "method_not_allowed"
   | "not_found"
@@ -98,6 +102,13 @@ export function statusOf(reason: Reason): number {
       return 404;
     case "method_not_allowed":
       return 405;
+    case "path_too_long":
+    case "query_too_long":
+      return 414;
+    case "rate_limited":
+      return 429;
+    case "request_headers_too_large":
+      return 431;
     case "pricing_body_too_large":
       return 413;
     case "config_invalid":

@@ -25,6 +25,10 @@ import {
   KV_MIN_TTL_SECONDS,
   LEDGER_GRACE_SECONDS,
   LEDGER_MAX_KEEP_SECONDS,
+  MAX_HEADER_BYTES,
+  MAX_HEADER_COUNT,
+  MAX_PATH_BYTES,
+  MAX_QUERY_BYTES,
   MAX_STORED_ANSWER_SECONDS,
   MEMO_MAX_URL_LENGTH,
   PAYMENT_MEMO_MAX_BYTES,
@@ -114,6 +118,12 @@ export async function handleRequest(
     ) {
       return answer402(unpaid.built);
     }
+  }
+  if (path.length > MAX_PATH_BYTES) {
+    return errorResponse(fail("path_too_long", `The request path is longer than ${MAX_PATH_BYTES} bytes.`));
+  }
+  if (query.length > MAX_QUERY_BYTES) {
+    return errorResponse(fail("query_too_long", `The query string is longer than ${MAX_QUERY_BYTES} bytes.`));
   }
   const canonical = canonicalisePath(path);
   if (!canonical.ok) {
@@ -226,6 +236,8 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     return paymentFailureResponse(route, resourceUrl, failure, p.table.version);
   };
 
+  const tooLarge = headersTooLarge(request.headers);
+  if (tooLarge) return refuse(tooLarge);
   const v2Header = request.headers.get(HEADER.paymentSignature);
   const v1Header = request.headers.get(HEADER.xPayment);
   if (v2Header !== null && v1Header !== null) {
@@ -314,6 +326,10 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     return refuse(terms as Failure);
   }
 
+  // From here on the payment costs facilitator calls: bounded per client and per payer.
+  const limited = await rateLimited(rt, request, payment.authorization.from);
+  if (limited) return limited;
+
   const claimed = await paid.ledger.claim(rt.nowMs());
   if (!claimed.ok) return refuse(claimed.failure);
   if (claimed.value.kind !== "claimed") return answerKnown(paid, claimed.value);
@@ -334,6 +350,52 @@ async function answerFromReceipt(paid: Paid, receipt: Receipt): Promise<Response
     return serveSettled(paid, receiptOf(stored.value.record, true), stored.value.answer, true);
   }
   return serveSettled(paid, receipt, undefined);
+}
+
+/** Priced routes read their headers (payment, dynamic prices): refuse what no client sends. */
+function headersTooLarge(headers: Headers): Failure | undefined {
+  let count = 0;
+  let bytes = 0;
+  for (const [name, value] of headers) {
+    count++;
+    bytes += name.length + value.length + 4; // ": " and CRLF, as on the wire
+  }
+  if (count > MAX_HEADER_COUNT) {
+    return fail("request_headers_too_large", `More than ${MAX_HEADER_COUNT} request headers.`, String(count));
+  }
+  if (bytes > MAX_HEADER_BYTES) {
+    return fail("request_headers_too_large", `More than ${MAX_HEADER_BYTES} bytes of request headers.`, String(bytes));
+  }
+  return undefined;
+}
+
+/**
+ * The Rate Limiting binding, per client IP (Cloudflare's CF-Connecting-IP) and per payer, before
+ * any facilitator call: junk that passes the local checks (a real signature from a throwaway key)
+ * cannot turn into unbounded facilitator traffic. A limiter that fails lets the request through
+ * (logged): it protects capacity, and refusing paying buyers because it is down would be worse.
+ */
+async function rateLimited(rt: Runtime, request: Request, payer: string): Promise<Response | undefined> {
+  const limiter = rt.config.paymentRateLimit;
+  if (!limiter) return undefined;
+  const ip = request.headers.get("cf-connecting-ip") ?? "unknown";
+  let outcomes: RateLimitOutcome[];
+  try {
+    outcomes = await Promise.all([
+      limiter.limit({ key: `ip:${ip}` }),
+      limiter.limit({ key: `payer:${payer.toLowerCase()}` }),
+    ]);
+  } catch (error) {
+    rt.log("rate_limit_error", { message: (error as Error).message });
+    return undefined;
+  }
+  const over = outcomes[0]?.success === false ? "ip" : outcomes[1]?.success === false ? "payer" : undefined;
+  if (!over) return undefined;
+  rt.log("rate_limited", { by: over });
+  return retryLaterResponse(
+    fail("rate_limited", "Too many payment attempts; try again later.", over),
+    rt.config.rateLimitPeriodSeconds,
+  );
 }
 
 /** How long a settled record waits for its answer's copy, to write both at once. */

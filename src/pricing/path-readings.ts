@@ -15,6 +15,9 @@
  * - trailing dots and spaces in a segment: IIS and ASP.NET strip them → refused.
  * - a `.format` suffix: Rails routes `/a/b.json` to the `/a/b` handler → a path not priced as
  *   spelled, but priced without its last segment's extension, is priced as that rule.
+ * - a trailing slash: read as no slash, but Fastify routes `/a/b/` to `/a/b/:param` with an empty
+ *   parameter (found by the fuzzer) → a path ending in "/" not priced as read is also read with an
+ *   empty last segment, and priced as the rule that matches (always on: it only ever prices).
  * Percent-encoded unreserved characters (decoded by Fastify and Hono), dot segments (resolved by
  * Hono and every URL parser), repeated slashes (merged by nginx) and backslashes (IIS) are refused
  * by the canonical check already.
@@ -41,7 +44,12 @@ export function routeFor(table: PricingTable, method: string, path: string, segm
   }
   const matched = paths.caseInsensitive && UPPER.test(path) ? segments.map((s) => s.toLowerCase()) : segments;
   const entry = table.matcher.match(method, matched);
-  if (!paths.formatSuffix || isPriced(entry) || matched.length === 0) return { ok: true, entry };
+  if (isPriced(entry)) return { ok: true, entry };
+  if (path.endsWith("/")) {
+    const withEmptyLast = table.matcher.match(method, [...matched, ""]);
+    if (isPriced(withEmptyLast)) return { ok: true, entry: withEmptyLast };
+  }
+  if (!paths.formatSuffix || matched.length === 0) return { ok: true, entry };
   const last = matched[matched.length - 1] as string;
   const dot = last.lastIndexOf(".");
   if (dot <= 0 || !FORMAT.test(last.slice(dot + 1))) return { ok: true, entry };

@@ -48,7 +48,8 @@ export async function startOrigin(): Promise<{ port: number; close: () => Promis
   const log: Recorded[] = [];
   /** Responses of /base/held, waiting for `POST /__test/release` to send their second half. */
   const held: ServerResponse[] = [];
-  const server = createServer(async (req, res) => {
+  // Larger headers than Node's 16 KiB default: the tests send some to free routes.
+  const server = createServer({ maxHeaderSize: 64 * 1024 }, async (req, res) => {
     const body = await readBody(req);
     if (req.url === "/__test/release") {
       for (const r of held.splice(0)) r.end("second half");

@@ -12,7 +12,10 @@ const encodeByte = (byte: number, lower = false) => {
 const utf8 = (text: string) => [...new TextEncoder().encode(text)].map((b) => encodeByte(b)).join("");
 
 /** Fullwidth forms (U+FF01-FF5E) of ASCII letters: look-alikes some normalisers fold to ASCII. */
-const fullwidth = (ch: string) => String.fromCodePoint(ch.charCodeAt(0) - 0x21 + 0xff01);
+const fullwidth = (ch: string) => {
+  const code = ch.charCodeAt(0);
+  return code >= 0x21 && code <= 0x7e ? String.fromCodePoint(code - 0x21 + 0xff01) : ch;
+};
 
 export interface Spelling {
   path: string;
@@ -25,8 +28,9 @@ export function spellingsOf(canonical: string): Spelling[] {
   const join = (parts: string[]) => `/${parts.join("/")}`;
   const out: Spelling[] = [];
   const add = (kind: string, path: string) => out.push({ kind, path });
+  // Each change applies to non-empty segments (the fuzzer stacks spellings on spellings).
   const each = (f: (segment: string, i: number) => string) =>
-    segments.map((s, i) => join(segments.map((t, j) => (i === j ? f(s, i) : t))));
+    segments.map((s, i) => join(segments.map((t, j) => (i === j && s !== "" ? f(s, i) : t))));
 
   add("canonical", canonical);
   add("upper case", canonical.toUpperCase());
@@ -44,6 +48,7 @@ export function spellingsOf(canonical: string): Spelling[] {
     add("double slash", `/${segments.slice(0, i).join("/")}//${segments.slice(i).join("/")}`.replace(/\/$/, ""));
   add("leading double slash", `/${canonical}`);
   add("trailing slash", `${canonical}/`);
+  add("last segment emptied", canonical.replace(/[^/]+$/, ""));
   add("trailing double slash", `${canonical}//`);
   add("backslashes", canonical.replaceAll("/", "\\"));
   for (let i = 1; i < canonical.length; i++)
@@ -53,10 +58,17 @@ export function spellingsOf(canonical: string): Spelling[] {
   add("encoded backslashes", `/${segments.join("%5C")}`);
   for (const p of each((s) => `${encodeByte(s.charCodeAt(0))}${s.slice(1)}`)) add("encoded letter", p);
   for (const p of each((s) => `${encodeByte(s.charCodeAt(0), true)}${s.slice(1)}`)) add("encoded letter, lower hex", p);
-  add("every letter encoded", join(segments.map((s) => [...s].map((c) => encodeByte(c.charCodeAt(0))).join(""))));
+  add(
+    "every letter encoded",
+    join(segments.map((s) => [...s].map((c) => encodeByte(c.charCodeAt(0) & 0xff)).join(""))),
+  );
   add(
     "double-encoded letter",
-    join(segments.map((s, i) => (i === 0 ? `%25${s.charCodeAt(0).toString(16).toUpperCase()}${s.slice(1)}` : s))),
+    join(
+      segments.map((s, i) =>
+        i === 0 && s ? `%25${(s.charCodeAt(0) & 0xff).toString(16).toUpperCase()}${s.slice(1)}` : s,
+      ),
+    ),
   );
   add("overlong slash", `/${segments.join("%C0%AF")}`);
   add("overlong dot-dot", `/x/%C0%AE%C0%AE${canonical}`);

@@ -26,6 +26,8 @@ export const LEDGER_NAMESPACE =
 
 export interface RunningWorker {
   port: number;
+  /** workerd's process id, to read its memory. */
+  pid: number;
   stop: () => Promise<void>;
 }
 
@@ -76,6 +78,8 @@ export default {
     `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
+    # The Workers' outbound fetch(): loopback allowed, for the tests' origins and facilitators.
+    (name = "internet", network = (allow = ["public", "private", "local"])),
     (name = "main", worker = (modules = [(name = "index.js", esModule = embed "index.js")],
       compatibilityDate = "2026-11-01", bindings = [${bindings}],
       durableObjectNamespaces = [${LEDGER_NAMESPACE}], durableObjectStorage = (localDisk = "ledger-disk"))),
@@ -104,6 +108,7 @@ const config :Workerd.Config = (
   }
   return {
     port,
+    pid: child.pid as number,
     stop: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));

@@ -35,6 +35,9 @@ describe("by default", () => {
     ["case in a parameter kept as it is", "/API/Weather/PARIS", "1000"],
     ["a format suffix (Rails)", "/admin/stats.json", "2000"],
     ["a format suffix in upper case", "/ADMIN/STATS.XML", "2000"],
+    // Found by the fuzzer (seed 1): Fastify serves /api/weather/ from /api/weather/:city, city "".
+    ["a parameter left empty by a trailing slash (Fastify)", "/api/weather/", "1000"],
+    ["… in upper case", "/API/Weather/", "1000"],
   ])("prices %s as the rule it spells", async (_name, path, amount) => {
     const res = await call(path);
     expect(res.status).toBe(402);
