@@ -33,7 +33,11 @@ console.log(
     {
       ...summary,
       seconds: Math.round((Date.now() - started) / 1000),
-      memoryGrowthMiB: Math.round((report.memory.afterBytes - report.memory.beforeBytes) / 2 ** 20),
+      heapMiB: {
+        before: +(report.memory.heapBeforeBytes / 2 ** 20).toFixed(1),
+        halfway: +(report.memory.heapHalfwayBytes / 2 ** 20).toFixed(1),
+        after: +(report.memory.heapAfterBytes / 2 ** 20).toFixed(1),
+      },
     },
     null,
     2,

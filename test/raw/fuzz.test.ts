@@ -17,4 +17,7 @@ it("keeps every invariant for 10,000 mutated payment headers and 10,000 paths (s
   expect(Object.keys(report.headerKinds).length).toBeGreaterThan(15);
   expect(report.reasons.payment_header_malformed).toBeGreaterThan(100);
   expect(report.reasons.non_canonical_path).toBeGreaterThan(100);
+  // The heap was really measured (the bounds themselves are invariants: 128 MiB, +16 MiB late).
+  expect(report.memory.heapBeforeBytes).toBeGreaterThan(0);
+  expect(report.memory.heapAfterBytes).toBeGreaterThan(report.memory.heapBeforeBytes);
 }, 120_000);

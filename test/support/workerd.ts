@@ -28,6 +28,8 @@ export interface RunningWorker {
   port: number;
   /** workerd's process id, to read its memory. */
   pid: number;
+  /** With `inspector`: the Worker isolate's live JS heap after a full GC, in bytes. */
+  heapUsed?: () => Promise<number>;
   stop: () => Promise<void>;
 }
 
@@ -40,7 +42,7 @@ export interface RunningWorker {
 export async function serveWorker(
   bundle: string,
   vars: Record<string, string>,
-  options: { pricing?: string } = {},
+  options: { pricing?: string; inspector?: boolean } = {},
 ): Promise<RunningWorker> {
   const dir = await mkdtemp(join(tmpdir(), "paywall-workerd-"));
   const port = await freePort();
@@ -90,7 +92,9 @@ const config :Workerd.Config = (
 );
 `,
   );
-  const child: ChildProcess = spawn(WORKERD_PATH, ["serve", join(dir, "config.capnp")], {
+  const inspectorPort = options.inspector ? await freePort() : undefined;
+  const inspectorArgs = inspectorPort ? [`--inspector-addr=127.0.0.1:${inspectorPort}`] : [];
+  const child: ChildProcess = spawn(WORKERD_PATH, ["serve", join(dir, "config.capnp"), ...inspectorArgs], {
     stdio: ["ignore", "ignore", "pipe"],
   });
   let stderr = "";
@@ -109,6 +113,7 @@ const config :Workerd.Config = (
   return {
     port,
     pid: child.pid as number,
+    ...(inspectorPort ? { heapUsed: () => isolateHeapUsed(inspectorPort) } : {}),
     stop: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -118,4 +123,36 @@ const config :Workerd.Config = (
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Through workerd's inspector (Chrome DevTools protocol): a full GC, then the heap's used size.
+ * workerd answers no `HeapProfiler.collectGarbage`, but a heap snapshot collects garbage first
+ * (measured: the used size drops after one), so one is taken and its chunks thrown away.
+ */
+async function isolateHeapUsed(port: number): Promise<number> {
+  const socket = new WebSocket(`ws://127.0.0.1:${port}/main`);
+  await new Promise((resolve, reject) => {
+    socket.addEventListener("open", resolve, { once: true });
+    socket.addEventListener("error", reject, { once: true });
+  });
+  let id = 0;
+  const pending = new Map<number, (result: unknown) => void>();
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(String(event.data)) as { id?: number; result?: unknown };
+    if (message.id !== undefined) pending.get(message.id)?.(message.result);
+  });
+  const send = (method: string, params: object = {}) =>
+    new Promise<any>((resolve) => {
+      pending.set(++id, resolve);
+      socket.send(JSON.stringify({ id, method, params }));
+    });
+  try {
+    await send("HeapProfiler.enable");
+    await send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+    const usage = (await send("Runtime.getHeapUsage")) as { usedSize: number };
+    return usage.usedSize;
+  } finally {
+    socket.close();
+  }
 }
