@@ -44,6 +44,7 @@ export default defineConfig({
                 PRICING_CACHE_SECONDS: "0",
                 ORIGIN_PORT: String(inject<number>("originPort")),
                 FACILITATOR_PORT: String(inject<number>("facilitatorPort")),
+                FACILITATOR_B_PORT: String(inject<number>("facilitatorBPort")),
               },
               serviceBindings: { ORIGIN_SERVICE: "origin-service" },
               // The tests pay hundreds of times a minute from one buyer; TIGHT_RATE_LIMIT is a real

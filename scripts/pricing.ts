@@ -2,6 +2,8 @@
  * `npm run pricing -- validate|push|pull|diff [--file pricing.json] [--local] [--persist-to DIR]`
  *
  * - validate: every problem with its JSON path; exit 1 when there is any. Same code as the Worker.
+ *             Then notes and warnings (pricing-checks.ts); with --facilitators, each facilitator's
+ *             /supported, exit 1 when a requirement has no facilitator to settle it.
  * - push:     validate, then write the file to KV (PRICING/pricing); an invalid document is refused.
  * - pull:     write what KV holds to the file.
  * - diff:     route-level changes from what KV holds to the file: added, removed, match or price changed.
@@ -17,10 +19,12 @@ import { parseArgs, promisify } from "node:util";
 import { compilePricingText, type PricingTable, type Problem, type RouteRule } from "../src/pricing/document.ts";
 import { contentHash } from "../src/pricing/hash.ts";
 import { WRANGLER_BIN } from "../stack/wrangler-bin.ts";
+import { devVars, facilitatorReport, routeNotes, spendWarnings } from "./pricing-checks.ts";
 import { ROOT, wranglerEnv } from "./wrangler-env.ts";
 
 const run = promisify(execFile);
-const USAGE = "usage: npm run pricing -- validate|push|pull|diff [--file pricing.json] [--local] [--persist-to DIR]";
+const USAGE =
+  "usage: npm run pricing -- validate|push|pull|diff [--file pricing.json] [--local] [--persist-to DIR] [--facilitators]";
 
 export class KvError extends Error {}
 
@@ -39,22 +43,6 @@ export function validateText(
   return result.ok ? { ok: true, table: result.table } : { ok: false, problems: result.problems };
 }
 
-/**
- * What an owner should know about a valid document before pushing it: choices with a cost that
- * is easy to miss. Not problems; the document is valid either way.
- */
-export function routeNotes(table: PricingTable): string[] {
-  const notes: string[] = [];
-  for (const route of table.routes) {
-    if (route.settleBefore) {
-      notes.push(
-        `${route.id}: settle "before" (x402 upfront): the buyer is charged before the origin runs, so an origin error is paid for (and a retry with the same payment gets that same error); use it for actions that must not run unpaid, keep "after" (the default) for reads.`,
-      );
-    }
-  }
-  return notes;
-}
-
 /** The simple `KEY = "value"` lines of wrangler.toml's [vars] table (all this CLI needs from it). */
 export function wranglerVars(toml = readFileSync(resolve(ROOT, "wrangler.toml"), "utf8")): Record<string, string> {
   const vars: Record<string, string> = {};
@@ -62,8 +50,10 @@ export function wranglerVars(toml = readFileSync(resolve(ROOT, "wrangler.toml"),
   for (const line of toml.split("\n")) {
     const table = /^\s*\[+([^\]]+)\]+/.exec(line);
     if (table) inVars = table[1]?.trim() === "vars";
-    const pair = inVars ? /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*"([^"]*)"/.exec(line) : null;
-    if (pair?.[1] && pair[2] !== undefined) vars[pair[1]] = pair[2];
+    // Basic ("…") and literal ('…', used for JSON such as FACILITATORS) TOML strings on one line.
+    const pair = inVars ? /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/.exec(line) : null;
+    const value = pair?.[2] ?? pair?.[3];
+    if (pair?.[1] && value !== undefined) vars[pair[1]] = value;
   }
   return vars;
 }
@@ -204,7 +194,8 @@ export async function main(argv: string[]): Promise<number> {
         if (command === "validate") {
           console.log(`${shown(file)}: valid, ${checked.table.routes.length} routes (version ${await version(text)})`);
           for (const note of routeNotes(checked.table)) console.log(`  note: ${note}`);
-          return 0;
+          for (const warning of spendWarnings(checked.table)) console.log(`  warning: ${warning}`);
+          return parsed.facilitators ? await checkFacilitators(checked.table) : 0;
         }
         if (command === "push") {
           await writeKv(file, kv);
@@ -243,6 +234,31 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** `--facilitators`: ask each configured facilitator what it supports; exit 1 if a route has none. */
+async function checkFacilitators(table: PricingTable): Promise<number> {
+  const env = { ...wranglerVars(), ...devVars(), ...(process.env as Record<string, string | undefined>) };
+  const report = await facilitatorReport(table, env);
+  if (!report.ok) {
+    console.error(`facilitators: ${report.problem}`);
+    return 2;
+  }
+  for (const f of report.health) {
+    const what =
+      f.supported.state === "known"
+        ? `supports ${f.supported.kinds.length === 0 ? "nothing" : f.supported.kinds.map((k) => k.split("|").reverse().join(" ")).join(", ")}`
+        : f.supported.state === "failed"
+          ? `could not be asked: ${f.supported.reason}`
+          : "not asked";
+    console.log(`  facilitator ${f.name} (${f.url}): ${what}`);
+  }
+  for (const u of report.unsupported) {
+    console.log(
+      `  unsupported: ${u.scheme} on ${u.network} (x402 v${u.x402Version}): ${u.why}; routes ${u.routes.join(", ")}${u.routeCount > u.routes.length ? ` and ${u.routeCount - u.routes.length} more` : ""}`,
+    );
+  }
+  return report.unsupported.length === 0 ? 0 : 1;
+}
+
 function parse(argv: string[]) {
   const { positionals, values } = parseArgs({
     args: argv,
@@ -250,6 +266,7 @@ function parse(argv: string[]) {
     options: {
       file: { type: "string", default: "pricing.json" },
       local: { type: "boolean", default: false },
+      facilitators: { type: "boolean", default: false },
       "persist-to": { type: "string" },
     },
   });
@@ -261,6 +278,7 @@ function parse(argv: string[]) {
   const cwd = process.env.INIT_CWD ?? process.cwd();
   return {
     command: command as "validate" | "push" | "pull" | "diff",
+    facilitators: values.facilitators,
     file: resolve(cwd, values.file),
     kv: {
       local: values.local,

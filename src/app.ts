@@ -7,7 +7,8 @@ import { Hono } from "hono/tiny";
 import { type Bindings, parseConfig } from "./config.ts";
 import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants.ts";
 import { fail } from "./errors.ts";
-import { createFacilitator } from "./facilitator.ts";
+import { FacilitatorPool } from "./facilitators/pool.ts";
+import { unsupportedRoutes } from "./facilitators/unsupported.ts";
 import { Ledger } from "./ledger/client.ts";
 import { BoundedMap } from "./memo.ts";
 import { splitRawUrl } from "./path.ts";
@@ -62,12 +63,12 @@ export function createApp(options: AppOptions = {}) {
         }),
         receipts: new ReceiptStore(env.RECEIPTS, log),
         ledger: new Ledger(config.ledger, config.leaseMs, log),
-        facilitator: createFacilitator({
-          url: config.facilitatorUrl,
+        facilitators: new FacilitatorPool(config.facilitators, {
           fetch: options.fetch ?? ((input, init) => fetch(input, init)),
           verifyTimeoutMs: config.verifyTimeoutMs,
           settleTimeoutMs: config.settleTimeoutMs,
-          ...(config.facilitatorAuthorization ? { authorization: config.facilitatorAuthorization } : {}),
+          nowMs: options.nowMs ?? Date.now,
+          log,
         }),
         payments: new BoundedMap(PAYMENT_MEMO_ENTRIES),
         unpaid: new BoundedMap(PAYMENT_REQUIRED_MEMO_ENTRIES),
@@ -91,10 +92,15 @@ export function createApp(options: AppOptions = {}) {
   app.get(`${BUILTIN_PREFIX}health`, async (c) => {
     const rt = c.get("rt");
     const pricing = await rt.pricing.get(rt.nowMs());
+    // /supported is read here when missing or stale (a timeout bounds it); paid requests never wait for it.
+    await rt.facilitators.refreshSupported();
+    const unsupported = pricing.ok ? unsupportedRoutes(rt.facilitators, pricing.table) : [];
     return c.json(
       {
-        status: "ok",
+        status: unsupported.length === 0 ? "ok" : "degraded",
         pricing: pricing.ok ? { loaded: true, version: pricing.table.version } : { loaded: false, why: pricing.why },
+        facilitators: rt.facilitators.health(),
+        unsupported,
       },
       200,
       { "cache-control": "no-store" },

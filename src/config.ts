@@ -17,6 +17,7 @@ import {
   MAX_PRICING_BODY_LIMIT_BYTES,
   MAX_RETRY_BODY_LIMIT_BYTES,
 } from "./constants.ts";
+import { type FacilitatorConfig, parseFacilitators } from "./facilitators/config.ts";
 import type { PaymentLedger } from "./ledger/payment-ledger.ts";
 
 /** What wrangler.toml, `wrangler secret` and `.dev.vars` provide. */
@@ -36,6 +37,11 @@ export interface Bindings {
   RATE_LIMIT_PERIOD_SECONDS?: string;
   ORIGIN_URL?: string;
   FACILITATOR_URL?: string;
+  /** The facilitators, in order of preference (facilitators/config.ts), as JSON or structured vars. */
+  FACILITATORS?: string | unknown[];
+  /** Secrets for auth "cdp". */
+  CDP_API_KEY_ID?: string;
+  CDP_API_KEY_SECRET?: string;
   PAY_TO?: string;
   NETWORK?: string;
   PRICING_CACHE_SECONDS?: string;
@@ -57,7 +63,8 @@ export interface Config {
   /** `originUrl` as the string request paths are appended to, e.g. `https://api.example.com/v1`. */
   originBase: string | undefined;
   originBinding: Fetcher | undefined;
-  facilitatorUrl: string;
+  /** In order of preference; each with its networks and auth (secrets included: never logged). */
+  facilitators: FacilitatorConfig[];
   /** Fallbacks for the pricing document's `defaults`. */
   payTo: `0x${string}` | undefined;
   network: string | undefined;
@@ -78,7 +85,6 @@ export interface Config {
   rateLimitPeriodSeconds: number;
   /** Most bytes of a request body read to price it (rules with `when.body` or `per.body`). */
   bodyLimitBytes: number;
-  facilitatorAuthorization: string | undefined;
   originSharedSecret: string | undefined;
 }
 
@@ -104,8 +110,8 @@ export function parseConfig(env: Bindings): ConfigResult {
     return bad("ORIGIN_URL", "is required unless a service binding named ORIGIN is configured");
   }
 
-  const facilitator = env.FACILITATOR_URL ? parseHttpUrl(env.FACILITATOR_URL) : undefined;
-  if (!facilitator) return bad("FACILITATOR_URL", "must be an http(s) URL without query, fragment or credentials");
+  const facilitators = parseFacilitators(env as unknown as Record<string, unknown>);
+  if (!facilitators.ok) return bad(facilitators.variable, facilitators.problem);
 
   let payTo: `0x${string}` | undefined;
   if (env.PAY_TO !== undefined && env.PAY_TO !== "") {
@@ -162,10 +168,6 @@ export function parseConfig(env: Bindings): ConfigResult {
   }
 
   // Secrets are checked for shape only; the message never repeats them.
-  const facilitatorAuthorization = env.FACILITATOR_AUTHORIZATION || undefined;
-  if (facilitatorAuthorization !== undefined && !isHeaderValue(facilitatorAuthorization)) {
-    return bad("FACILITATOR_AUTHORIZATION", "is not a valid HTTP header value");
-  }
   const originSharedSecret = env.ORIGIN_SHARED_SECRET || undefined;
   if (originSharedSecret !== undefined && !isHeaderValue(originSharedSecret)) {
     return bad("ORIGIN_SHARED_SECRET", "is not a valid HTTP header value");
@@ -177,7 +179,7 @@ export function parseConfig(env: Bindings): ConfigResult {
       originUrl,
       originBase: originUrl ? `${originUrl.origin}${originUrl.pathname.replace(/\/+$/, "")}` : undefined,
       originBinding,
-      facilitatorUrl: facilitator.href.replace(/\/+$/, ""),
+      facilitators: facilitators.facilitators,
       payTo,
       network,
       pricingCacheMs: cacheSeconds * 1000,
@@ -191,7 +193,6 @@ export function parseConfig(env: Bindings): ConfigResult {
       paymentRateLimit,
       rateLimitPeriodSeconds,
       bodyLimitBytes,
-      facilitatorAuthorization,
       originSharedSecret,
     },
   };

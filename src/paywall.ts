@@ -36,7 +36,8 @@ import {
   PENDING_RETRY_AFTER_SECONDS,
 } from "./constants.ts";
 import { type Failure, fail } from "./errors.ts";
-import type { Facilitator, FacilitatorRequest } from "./facilitator.ts";
+import type { FacilitatorRequest } from "./facilitators/http.ts";
+import type { FacilitatorPool } from "./facilitators/pool.ts";
 import { answerResponse, copyForRetries, mayKeep, readForPending } from "./ledger/answer.ts";
 import type { Ledger, PaymentHandle } from "./ledger/client.ts";
 import type { ClaimResult, LedgerRecord, StoredAnswer } from "./ledger/types.ts";
@@ -72,7 +73,7 @@ export interface Runtime {
   config: Config;
   pricing: PricingStore;
   receipts: ReceiptStore;
-  facilitator: Facilitator;
+  facilitators: FacilitatorPool;
   ledger: Ledger;
   /** Payment header → the decoded payment, and what its signature was checked for. */
   payments: BoundedMap<string, DecodedPayment>;
@@ -220,6 +221,8 @@ interface Paid {
   readonly ledger: PaymentHandle;
   /** `METHOD path?query`: a stored answer is only given back for the same request. */
   requestKey: string;
+  /** The facilitator that verified the payment; it, and only it, settles it. */
+  via?: string;
   refuse: (failure: Failure) => Response;
 }
 
@@ -461,7 +464,7 @@ async function serveSettled(
 async function serveThenSettle(paid: Paid): Promise<Response> {
   const { rt, p, version, payment, requirement } = paid;
   const facilitatorRequest = facilitatorRequestOf(paid);
-  const verified = await rt.facilitator.verify(facilitatorRequest);
+  const verified = await rt.facilitators.verify(facilitatorRequest, payment.network, "exact");
   if (!verified.ok || !verified.reply.isValid) {
     await paid.ledger.release();
     if (!verified.ok) return paid.refuse(verified.failure);
@@ -470,6 +473,7 @@ async function serveThenSettle(paid: Paid): Promise<Response> {
     );
   }
   const payer = verified.reply.payer ?? payment.authorization.from;
+  paid.via = verified.via;
 
   const forwarded = await forwardToOrigin(rt.config, {
     request: paid.request,
@@ -491,7 +495,7 @@ async function serveThenSettle(paid: Paid): Promise<Response> {
     return markPaid(response);
   }
 
-  const outcome = await settle(rt, facilitatorRequest, undefined);
+  const outcome = await settle(paid, facilitatorRequest, undefined);
   const record = recordOf(paid, payer, requirement, outcome, facilitatorRequest, false);
   switch (outcome.kind) {
     case "refused":
@@ -521,7 +525,9 @@ async function serveThenSettle(paid: Paid): Promise<Response> {
 async function settleThenServe(paid: Paid, pendingBefore?: LedgerRecord): Promise<Response> {
   const { rt, requirement } = paid;
   const facilitatorRequest = pendingBefore?.settleRequest ?? facilitatorRequestOf(paid);
-  const outcome = await settle(rt, facilitatorRequest, pendingBefore);
+  // Nothing was verified first: the facilitator it was sent to before, else the first for the network.
+  paid.via = pendingBefore?.facilitator ?? rt.facilitators.firstFor(paid.payment.network, "exact", paid.version);
+  const outcome = await settle(paid, facilitatorRequest, pendingBefore);
   const payer =
     outcome.kind === "settled" && outcome.reply.payer ? outcome.reply.payer : paid.payment.authorization.from;
   const record = recordOf(paid, payer, requirement, outcome, facilitatorRequest, true);
@@ -557,7 +563,8 @@ async function settleThenServe(paid: Paid, pendingBefore?: LedgerRecord): Promis
 async function confirmPending(paid: Paid, record: LedgerRecord, answer: StoredAnswer | undefined): Promise<Response> {
   const { rt } = paid;
   if (record.upfront) return settleThenServe(paid, record);
-  const outcome = await settle(rt, record.settleRequest ?? facilitatorRequestOf(paid), record);
+  paid.via = record.facilitator;
+  const outcome = await settle(paid, record.settleRequest ?? facilitatorRequestOf(paid), record);
   if (outcome.kind === "refused") {
     await paid.ledger.release();
     return paid.refuse(
@@ -677,11 +684,14 @@ function pendingResponse(paid: Paid, record: LedgerRecord): Response {
   );
 }
 
-async function settle(rt: Runtime, request: FacilitatorRequest, pending: LedgerRecord | undefined) {
-  return settleWithinBudget(rt.facilitator, request, {
-    budgetMs: rt.config.settleBudgetMs,
-    ...(pending ? { broadcast: { tx: pending.tx } } : {}),
-  });
+/** Settles with the facilitator that verified the payment (`paid.via`), never with another. */
+async function settle(paid: Paid, request: FacilitatorRequest, pending: LedgerRecord | undefined) {
+  const { rt, payment } = paid;
+  return settleWithinBudget(
+    (req, timeoutMs) => rt.facilitators.settle(req, paid.via, payment.network, "exact", timeoutMs),
+    request,
+    { budgetMs: rt.config.settleBudgetMs, ...(pending ? { broadcast: { tx: pending.tx } } : {}) },
+  );
 }
 
 function facilitatorRequestOf(paid: Paid): FacilitatorRequest {
@@ -716,6 +726,7 @@ function recordOf(
     accessUntil: nowSeconds + (paid.p.route.accessTtlSeconds ?? 0),
     validBefore: paid.payment.authorization.validBefore,
     ...(outcome.kind === "pending" ? { settleRequest } : {}),
+    ...(paid.via ? { facilitator: paid.via } : {}),
     ...(upfront ? { upfront: true } : {}),
   };
 }

@@ -12,7 +12,15 @@
  * facilitator, and a second one could broadcast a second transaction for the same authorization.
  */
 import { SETTLE_RETRY_DELAY_MS } from "./constants.ts";
-import { type Facilitator, type FacilitatorRequest, SETTLEMENT_PENDING, type SettleReply } from "./facilitator.ts";
+import {
+  type FacilitatorRequest,
+  type FacilitatorResult,
+  SETTLEMENT_PENDING,
+  type SettleReply,
+} from "./facilitators/http.ts";
+
+/** One /settle call of the request, with at most `timeoutMs`. */
+export type SettleCall = (request: FacilitatorRequest, timeoutMs: number) => Promise<FacilitatorResult<SettleReply>>;
 
 export type SettleOutcome =
   | { kind: "settled"; reply: SettleReply }
@@ -39,7 +47,7 @@ export interface SettleOptions {
 }
 
 export async function settleWithinBudget(
-  facilitator: Facilitator,
+  settleOnce: SettleCall,
   request: FacilitatorRequest,
   options: SettleOptions,
 ): Promise<SettleOutcome> {
@@ -49,7 +57,10 @@ export async function settleWithinBudget(
   let tx = options.broadcast?.tx ?? "";
   for (;;) {
     const left = options.budgetMs - (clock() - started);
-    const result = await facilitator.settle(request, Math.max(1, left));
+    const result = await settleOnce(request, Math.max(1, left));
+    // A call that never left changed nothing; any other failure may have broadcast the transfer.
+    if (!result.ok && result.unsent && tx === "" && !options.broadcast)
+      return { kind: "refused", reason: result.failure.reason };
     if (!result.ok) return { kind: "pending", tx, reason: result.failure.reason };
     const reply = result.reply;
     if (reply.success) return { kind: "settled", reply };

@@ -2,7 +2,7 @@
  * What the payment ledger stores and answers, shared by the Durable Object (payment-ledger.ts) and
  * the Worker's client (client.ts). Plain data only: these cross the RPC boundary.
  */
-import type { FacilitatorRequest } from "../facilitator.ts";
+import type { FacilitatorRequest } from "../facilitators/http.ts";
 
 /** A payment that has settled, or whose settlement was broadcast and not yet confirmed. */
 export interface LedgerRecord {
@@ -24,6 +24,8 @@ export interface LedgerRecord {
   validBefore: string;
   /** Pending only: the exact /settle request to repeat, so the facilitator finds its own broadcast. */
   settleRequest?: FacilitatorRequest;
+  /** The facilitator that verified (and settles) the payment: a pending one is confirmed there. */
+  facilitator?: string;
   /** The route settles before the origin runs (x402 `upfront`): the origin has not answered yet. */
   upfront?: boolean;
 }

@@ -10,6 +10,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { diffTables, explainWranglerError } from "../../scripts/pricing.ts";
 import { compilePricing, type PricingTable } from "../../src/pricing/document.ts";
+import { startFacilitator } from "../support/loopback.ts";
 
 const exec = promisify(execFile);
 /** The CLI runs as a stranger would: no Cloudflare credentials inherited from whoever runs the tests. */
@@ -22,10 +23,12 @@ const withoutCredentials = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
 let dir: string;
 let kv: string[];
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+/** Runs the CLI; a last argument that is an object sets environment variables for it. */
+async function cli(...args: (string | Record<string, string>)[]): Promise<{ code: number; out: string; err: string }> {
+  const extra = typeof args.at(-1) === "object" ? (args.pop() as Record<string, string>) : {};
   try {
-    const { stdout, stderr } = await exec(process.execPath, ["scripts/pricing.ts", ...args], {
-      env: { ...withoutCredentials(process.env), CI: "true" },
+    const { stdout, stderr } = await exec(process.execPath, ["scripts/pricing.ts", ...(args as string[])], {
+      env: { ...withoutCredentials(process.env), CI: "true", ...extra },
     });
     return { code: 0, out: stdout, err: stderr };
   } catch (error) {
@@ -167,5 +170,96 @@ describe("wrangler failures become instructions", () => {
     expect(r.err.trim()).toBe(
       "wrangler is not logged in to Cloudflare: run `npx wrangler login` (or set CLOUDFLARE_API_TOKEN), or use --local for the local store.",
     );
+  }, 60_000);
+});
+
+describe("warnings for prices default buyers skip", () => {
+  it("names each route above the official clients' default caps, and an asset they do not know", async () => {
+    await writeFile(
+      join(dir, "caps.json"),
+      JSON.stringify({
+        version: 1,
+        defaults: { network: "eip155:84532", payTo: "0x90F79bf6EB2c4f870365E785982E1f101E93b906" },
+        assets: {
+          t: {
+            network: "eip155:84532",
+            address: "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            decimals: 6,
+            eip712: { name: "T", version: "1" },
+          },
+        },
+        routes: [
+          { id: "cheap", match: "/cheap", price: "$0.01" },
+          { id: "pricey", match: "/pricey", price: "$2.50" },
+          { id: "middling", match: "/middling", price: "$0.50" },
+          { id: "batch", match: "GET /batch", price: "$0.02", per: { query: "n", min: 1, max: 100 } },
+          { id: "own-token", match: "/own", price: { amount: "1", asset: "t" } },
+        ],
+      }),
+    );
+    const r = await cli("validate", "--file", join(dir, "caps.json"));
+    expect(r.code).toBe(0);
+    const warnings = r.out.split("\n").filter((l) => l.includes("warning:"));
+    expect(warnings).toEqual([
+      expect.stringContaining(
+        'pricey: up to $2.5 per payment, above the $1 @x402/fetch pays unasked: buyers must raise it, x402Client.setSpendControls({ maxAmountPerPayment: "$3" })',
+      ),
+      expect.stringContaining("middling: up to $0.5 per payment, above the $0.1 x402-fetch (v1) pays unasked"),
+      expect.stringContaining(
+        "batch: up to $2 (0.02 per query.n (up to 100)) per payment, above the $1 @x402/fetch pays unasked",
+      ),
+      expect.stringContaining(
+        "own-token: pays in 0x5FbDB2315678afecb367f032d93F642f64180aa3 on eip155:84532, which @x402/fetch refuses unless the buyer allows it",
+      ),
+    ]);
+  });
+});
+
+describe("validate --facilitators", () => {
+  let facilitator: { port: number; close: () => Promise<void> };
+  beforeAll(async () => {
+    facilitator = await startFacilitator();
+  });
+  afterAll(() => facilitator.close());
+  const script = (supported: object[]) =>
+    fetch(`http://127.0.0.1:${facilitator.port}/__test/script`, {
+      method: "POST",
+      body: JSON.stringify({ supported }),
+    });
+
+  it("lists what each facilitator supports and exits 0 when every requirement has one", async () => {
+    await script([
+      { x402Version: 2, scheme: "exact", network: "eip155:84532" },
+      { x402Version: 1, scheme: "exact", network: "base-sepolia" },
+    ]);
+    const r = await cli("validate", "--file", join(dir, "v1.json"), "--facilitators", {
+      FACILITATOR_URL: `http://127.0.0.1:${facilitator.port}`,
+    });
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(
+      `facilitator default (http://127.0.0.1:${facilitator.port}): supports base-sepolia exact 1, eip155:84532 exact 2`,
+    );
+    expect(r.out).not.toContain("unsupported:");
+  }, 60_000);
+
+  it("names the routes no facilitator settles and exits 1", async () => {
+    await script([{ x402Version: 2, scheme: "exact", network: "eip155:8453" }]);
+    const r = await cli("validate", "--file", join(dir, "v1.json"), "--facilitators", {
+      FACILITATOR_URL: `http://127.0.0.1:${facilitator.port}`,
+    });
+    expect(r.code).toBe(1);
+    expect(r.out).toContain(
+      "unsupported: exact on eip155:84532 (x402 v2): no configured facilitator lists it in /supported; routes weather, reports",
+    );
+    expect(r.out).toContain("unsupported: exact on eip155:84532 (x402 v1)");
+  }, 60_000);
+
+  it("explains a facilitator list it cannot use", async () => {
+    const r = await cli("validate", "--file", join(dir, "v1.json"), "--facilitators", {
+      FACILITATOR_URL: "",
+      FACILITATORS: '[{"name":"a","url":"https://x.example","auth":"cdp"}]',
+    });
+    expect(r.code).toBe(2);
+    expect(r.err).toContain("facilitators: CDP_API_KEY_ID must be set");
   }, 60_000);
 });

@@ -3,8 +3,10 @@
  * facilitator stub. Tests read what each server received through `/__test/*` endpoints.
  * Node-side only (started by global-setup.ts).
  */
+import { createPublicKey } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { cdpRefusal } from "./cdp-stand-in.ts";
 
 export interface Recorded {
   method: string;
@@ -128,6 +130,20 @@ type Behaviour =
   | { kind: "hang" }
   | { kind: "huge"; body: unknown };
 
+interface Script {
+  verify?: Behaviour | Behaviour[];
+  settle?: Behaviour | Behaviour[];
+  /** What GET /supported lists (default: exact on Base Sepolia, v2 and v1). */
+  supported?: { x402Version: number; scheme: string; network: string }[];
+  /** Require a CDP JWT on every call, checked by the CDP stand-in against this public key (PEM). */
+  requireCdp?: { keyId: string; publicKeyPem: string };
+}
+
+const DEFAULT_SUPPORTED = [
+  { x402Version: 2, scheme: "exact", network: "eip155:84532" },
+  { x402Version: 1, scheme: "exact", network: "base-sepolia" },
+];
+
 /**
  * Facilitator stub. By default /verify says valid and /settle succeeds with a fresh tx hash.
  * `POST /__test/script {verify?, settle?}` sets the next behaviour until the next reset.
@@ -135,7 +151,7 @@ type Behaviour =
 export async function startFacilitator(): Promise<{ port: number; close: () => Promise<void> }> {
   const log: Recorded[] = [];
   /** A behaviour, or a list of them used one per call (the last one sticks). */
-  let script: { verify?: Behaviour | Behaviour[]; settle?: Behaviour | Behaviour[] } = {};
+  let script: Script = {};
   let tx = 0;
   const server = createServer(async (req, res) => {
     const body = await readBody(req);
@@ -145,6 +161,17 @@ export async function startFacilitator(): Promise<{ port: number; close: () => P
       return json(res, 200, { ok: true });
     }
     log.push({ method: req.method ?? "", url: req.url ?? "", headers: req.headers, body });
+    if (script.requireCdp) {
+      const refusal = await cdpRefusal(
+        req.headers.authorization,
+        { method: req.method ?? "", host: req.headers.host ?? "", path: req.url ?? "" },
+        { keyId: script.requireCdp.keyId, publicKey: createPublicKey(script.requireCdp.publicKeyPem) },
+      );
+      if (refusal) return json(res, 401, { errorType: "unauthorized", errorMessage: refusal });
+    }
+    if (req.url === "/supported") {
+      return json(res, 200, { kinds: script.supported ?? DEFAULT_SUPPORTED, extensions: [], signers: {} });
+    }
     const request = JSON.parse(body || "{}");
     const from = request?.paymentPayload?.payload?.authorization?.from;
     const step = req.url === "/verify" ? "verify" : req.url === "/settle" ? "settle" : undefined;

@@ -1,6 +1,6 @@
 /** The facilitator client against injected fetch functions (its `fetch` is a parameter). */
 import { describe, expect, it } from "vitest";
-import { createFacilitator } from "../../src/facilitator.ts";
+import { createFacilitator } from "../../src/facilitators/http.ts";
 
 const request = { x402Version: 2 as const, paymentPayload: {}, paymentRequirements: {} };
 
@@ -10,7 +10,7 @@ function client(respond: (url: string, init: RequestInit) => Promise<Response>, 
     fetch: ((url: string, init: RequestInit) => respond(url, init)) as typeof fetch,
     verifyTimeoutMs: timeoutMs,
     settleTimeoutMs: timeoutMs,
-    authorization: "Bearer secret",
+    authHeaders: async () => ({ authorization: "Bearer secret" }),
   });
 }
 

@@ -16,6 +16,8 @@ export const stranger = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706
 export const testEnv = env as unknown as Record<string, unknown> & { PRICING: KVNamespace; RECEIPTS: KVNamespace };
 const originBase = `http://127.0.0.1:${testEnv.ORIGIN_PORT}`;
 const facilitatorBase = `http://127.0.0.1:${testEnv.FACILITATOR_PORT}`;
+export const FACILITATOR_A = facilitatorBase;
+export const FACILITATOR_B = `http://127.0.0.1:${testEnv.FACILITATOR_B_PORT}`;
 
 export const PRICING = {
   version: 1,
@@ -41,6 +43,16 @@ export function call(path: string, init?: RequestInit): Promise<Response> {
 export async function resetServers(): Promise<void> {
   await fetch(`${originBase}/__test/reset`, { method: "POST" });
   await fetch(`${facilitatorBase}/__test/reset`, { method: "POST" });
+  await fetch(`${FACILITATOR_B}/__test/reset`, { method: "POST" });
+}
+
+/** What the second facilitator received. */
+export async function facilitatorBLog(): Promise<Received[]> {
+  return (await fetch(`${FACILITATOR_B}/__test/log`)).json();
+}
+
+export async function scriptFacilitatorB(script: Parameters<typeof scriptFacilitator>[0]): Promise<void> {
+  await fetch(`${FACILITATOR_B}/__test/script`, { method: "POST", body: JSON.stringify(script) });
 }
 
 export interface Received {
@@ -72,6 +84,8 @@ export type Behaviour =
 export async function scriptFacilitator(script: {
   verify?: Behaviour | Behaviour[];
   settle?: Behaviour | Behaviour[];
+  supported?: { x402Version: number; scheme: string; network: string }[];
+  requireCdp?: { keyId: string; publicKeyPem: string };
 }): Promise<void> {
   await fetch(`${facilitatorBase}/__test/script`, { method: "POST", body: JSON.stringify(script) });
 }

@@ -9,9 +9,9 @@
  * into a 502/503 without touching the origin. `fetch` is injected so tests need no global patching.
  */
 import { z } from "@x402/core/schemas";
-import { readCapped } from "./body.ts";
-import { MAX_FACILITATOR_REPLY_BYTES } from "./constants.ts";
-import { type Failure, fail } from "./errors.ts";
+import { readCapped } from "../body.ts";
+import { MAX_FACILITATOR_REPLY_BYTES } from "../constants.ts";
+import { type Failure, fail } from "../errors.ts";
 
 export interface FacilitatorRequest {
   x402Version: 1 | 2;
@@ -33,25 +33,51 @@ const SettleReplySchema = z.object({
   network: z.string().max(128),
 });
 
+/** `GET /supported`: what the facilitator settles. Only the fields the paywall reads are checked. */
+const SupportedReplySchema = z.object({
+  kinds: z
+    .array(
+      z.object({
+        x402Version: z.number(),
+        scheme: z.string().max(64),
+        network: z.string().max(128),
+        extra: z.record(z.string(), z.unknown()).optional(),
+      }),
+    )
+    .max(1000),
+});
+
 export type VerifyReply = z.infer<typeof VerifyReplySchema>;
 export type SettleReply = z.infer<typeof SettleReplySchema>;
+export type SupportedReply = z.infer<typeof SupportedReplySchema>;
 
-export type FacilitatorResult<T> = { ok: true; reply: T } | { ok: false; failure: Failure };
+/**
+ * A failure says whether another facilitator may be asked instead: only when this one surely did
+ * nothing (unreachable, timed out, or failing with a 5xx).
+ */
+export type FacilitatorResult<T> =
+  | { ok: true; reply: T }
+  /** `unsent`: the request never left (nothing configured, no credentials): surely nothing happened. */
+  | { ok: false; failure: Failure; retryable: boolean; unsent?: true };
 
 export interface FacilitatorOptions {
   url: string;
   fetch: typeof fetch;
   verifyTimeoutMs: number;
   settleTimeoutMs: number;
-  /** Sent as `Authorization`; never logged. */
-  authorization?: string;
+  supportedTimeoutMs?: number;
+  /** Headers for one call (a static Authorization, or a fresh CDP JWT); never logged. */
+  authHeaders?: (method: "GET" | "POST", url: URL) => Promise<Record<string, string>>;
 }
 
 export interface Facilitator {
   verify(request: FacilitatorRequest): Promise<FacilitatorResult<VerifyReply>>;
   /** `timeoutMs` (at most the configured settle timeout) when a settle budget is running out. */
   settle(request: FacilitatorRequest, timeoutMs?: number): Promise<FacilitatorResult<SettleReply>>;
+  supported(): Promise<FacilitatorResult<SupportedReply>>;
 }
+
+const DEFAULT_SUPPORTED_TIMEOUT_MS = 3_000;
 
 /** The official facilitator's "broadcast, not yet confirmed" (see FACTS: exactly once). */
 export const SETTLEMENT_PENDING = "settlement_pending";
@@ -59,37 +85,50 @@ export const SETTLEMENT_PENDING = "settlement_pending";
 const UTF8 = new TextDecoder();
 
 export function createFacilitator(options: FacilitatorOptions): Facilitator {
-  const call = async <T extends { isValid?: boolean; success?: boolean; errorReason?: string | null }>(
-    path: "/verify" | "/settle",
-    body: FacilitatorRequest,
+  const call = async <T extends object>(
+    path: "/verify" | "/settle" | "/supported",
+    body: FacilitatorRequest | undefined,
     schema: z.ZodType<T>,
     timeoutMs: number,
   ): Promise<FacilitatorResult<T>> => {
-    const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
-    if (options.authorization) headers.authorization = options.authorization;
+    const method = body === undefined ? "GET" : "POST";
+    const url = `${options.url}${path}`;
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (options.authHeaders) {
+      try {
+        Object.assign(headers, await options.authHeaders(method, new URL(url)));
+      } catch {
+        return { ...bad(path, "could not make its authentication"), retryable: false, unsent: true };
+      }
+    }
     const signal = AbortSignal.timeout(timeoutMs);
     let response: Response;
     let text: string;
     try {
-      response = await options.fetch(`${options.url}${path}`, {
-        method: "POST",
+      response = await options.fetch(url, {
+        method,
         headers,
-        body: JSON.stringify(body),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         redirect: "manual",
         signal,
       });
       const length = Number(response.headers.get("content-length") ?? "0");
       if (length > MAX_FACILITATOR_REPLY_BYTES) {
         await response.body?.cancel();
-        return bad(path, `reply of ${length} bytes is too large`);
+        return { ...bad(path, `reply of ${length} bytes is too large`), retryable: false };
       }
       // A reply without Content-Length is read with the same ceiling, never to its end.
       const read = await readCapped(response.body, MAX_FACILITATOR_REPLY_BYTES);
-      if (!read.ok) return bad(path, "reply is too large");
+      if (!read.ok) return { ...bad(path, "reply is too large"), retryable: false };
       text = UTF8.decode(read.bytes);
     } catch (error) {
       if (signal.aborted) {
-        return { ok: false, failure: fail("facilitator_timeout", `The facilitator did not answer ${path} in time.`) };
+        return {
+          ok: false,
+          failure: fail("facilitator_timeout", `The facilitator did not answer ${path} in time.`),
+          retryable: true,
+        };
       }
       return {
         ok: false,
@@ -98,23 +137,26 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
           `The facilitator could not be reached for ${path}.`,
           (error as Error).name,
         ),
+        retryable: true,
       };
     }
+    const failing = response.status >= 500;
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      return bad(path, `HTTP ${response.status}, not JSON`);
+      return { ...bad(path, `HTTP ${response.status}, not JSON`), retryable: failing };
     }
     const parsed = schema.safeParse(json);
-    if (!parsed.success) return bad(path, `HTTP ${response.status}, unexpected reply shape`);
-    const positive = parsed.data.isValid === true || parsed.data.success === true;
+    if (!parsed.success) return { ...bad(path, `HTTP ${response.status}, unexpected reply shape`), retryable: failing };
+    const data = parsed.data as { isValid?: unknown; success?: unknown; errorReason?: unknown };
+    const positive = data.isValid === true || data.success === true || path === "/supported";
     // A "yes" only counts on a 2xx; a "no" on a 2xx or a 4xx (facilitators use 400 for it). A
     // redirect or a 5xx is the facilitator (or something in front of it) failing, whatever its body says.
     const status = response.status;
-    const pending = parsed.data.success === false && parsed.data.errorReason === SETTLEMENT_PENDING;
+    const pending = data.success === false && data.errorReason === SETTLEMENT_PENDING;
     const answered = (status >= 200 && status <= 299) || (!positive && status >= 400 && status <= 499) || pending;
-    if (!answered) return bad(path, `HTTP ${status}`);
+    if (!answered) return { ...bad(path, `HTTP ${status}`), retryable: failing };
     return { ok: true, reply: parsed.data };
   };
 
@@ -127,6 +169,8 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
         SettleReplySchema,
         Math.min(timeoutMs ?? options.settleTimeoutMs, options.settleTimeoutMs),
       ),
+    supported: () =>
+      call("/supported", undefined, SupportedReplySchema, options.supportedTimeoutMs ?? DEFAULT_SUPPORTED_TIMEOUT_MS),
   };
 }
 
