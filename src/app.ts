@@ -6,6 +6,7 @@
 import { Hono } from "hono/tiny";
 import { type Bindings, parseConfig } from "./config.ts";
 import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants.ts";
+import { WELL_KNOWN_PATH, wellKnownResponse } from "./discovery.ts";
 import { fail } from "./errors.ts";
 import { FacilitatorPool } from "./facilitators/pool.ts";
 import { unsupportedRoutes } from "./facilitators/unsupported.ts";
@@ -134,6 +135,14 @@ export function createApp(options: AppOptions = {}) {
     );
   });
 
+  app.get(WELL_KNOWN_PATH, async (c) => {
+    const rt = c.get("rt");
+    const pricing = await rt.pricing.get(rt.nowMs());
+    if (!pricing.ok)
+      return errorResponse(fail("pricing_unavailable", "No valid pricing table is loaded.", pricing.why));
+    return wellKnownResponse(pricing.table, c.req.raw);
+  });
+  app.all(WELL_KNOWN_PATH, () => errorResponse(fail("method_not_allowed", "Use GET.")));
   app.all(`${BUILTIN_PREFIX}health`, () => errorResponse(fail("method_not_allowed", "Use GET.")));
   app.all(`${BUILTIN_PREFIX}pricing`, () => errorResponse(fail("method_not_allowed", "Use GET.")));
   app.all(`${BUILTIN_PREFIX}*`, () => errorResponse(fail("not_found", "No such built-in endpoint.")));
@@ -150,7 +159,7 @@ export function createApp(options: AppOptions = {}) {
      */
     async fetch(request: Request, env: Bindings, ctx: ExecutionContext): Promise<Response> {
       const url = splitRawUrl(request.url);
-      if (url.path.startsWith(BUILTIN_PREFIX)) return app.fetch(request, env, ctx);
+      if (url.path.startsWith(BUILTIN_PREFIX) || url.path === WELL_KNOWN_PATH) return app.fetch(request, env, ctx);
       const rt = runtimeFor(env);
       if (rt instanceof Response) return rt.clone();
       try {

@@ -35,6 +35,7 @@ import {
   PENDING_BODY_READ_MS,
   PENDING_RETRY_AFTER_SECONDS,
 } from "./constants.ts";
+import { probeAnswer, readsBody } from "./discovery.ts";
 import { type Failure, fail } from "./errors.ts";
 import type { FacilitatorRequest } from "./facilitators/http.ts";
 import type { FacilitatorPool } from "./facilitators/pool.ts";
@@ -158,6 +159,11 @@ export async function handleRequest(
   let route: RouteRule;
   let fields: FieldReader | undefined;
   if (isGroup(entry)) {
+    // A crawler probes with no body: tell it what the route costs instead of refusing it.
+    if (readsBody(entry) && !hasPaymentHeader(request.headers) && hasNoBody(request)) {
+      const probe = probeAnswer(entry, request.url, table.version);
+      if (probe) return answer402(probe);
+    }
     fields = new FieldReader(request, query, rt.config.bodyLimitBytes);
     const read = await fields.read(entry.fields);
     const resolved = read.ok ? resolveRule(entry, read.values) : read;
@@ -855,6 +861,7 @@ function receiptHeader(version: 1 | 2, receipt: Receipt): [string, string] {
 const encodedReceipts = new WeakMap<Receipt, { 1?: [string, string]; 2?: [string, string] }>();
 
 const hasPaymentHeader = (headers: Headers) => headers.has(HEADER.paymentSignature) || headers.has(HEADER.xPayment);
+const hasNoBody = (request: Request) => request.body === null || request.headers.get("content-length") === "0";
 
 /** The method a CORS preflight asks about, or undefined when this is not a preflight. */
 function preflightMethodOf(request: Request): string | undefined {

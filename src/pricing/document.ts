@@ -8,6 +8,7 @@
 import { z } from "@x402/core/schemas";
 import { getDefaultAsset } from "@x402/evm";
 import { isAddress } from "viem";
+import { type BazaarExtension, bazaarExtension, type DiscoveryDeclaration, discoveryMethod } from "../x402/bazaar.ts";
 import {
   type Condition,
   type Field,
@@ -22,7 +23,7 @@ import {
 } from "./conditions.ts";
 import { type Matcher, matcherBuilder } from "./matcher.ts";
 import { checkAtomic, type MoneyResult, usdToAtomic } from "./money.ts";
-import { type Pattern, parsePattern, usualPattern } from "./pattern.ts";
+import { type Pattern, parsePattern, usualMethod, usualPattern } from "./pattern.ts";
 import { StringTable } from "./string-table.ts";
 
 export interface Requirement {
@@ -54,6 +55,8 @@ export interface RouteRule {
    * buyer is charged even if the origin then fails, but never gets the action without paying.
    */
   settleBefore: boolean;
+  /** x402 `bazaar` discovery metadata, when the route declares `discovery`. */
+  discovery: BazaarExtension | undefined;
 }
 
 /**
@@ -100,6 +103,9 @@ export interface PricingFallbacks {
   network: string | undefined;
   payTo: `0x${string}` | undefined;
 }
+
+/** Discovery metadata rides in every 402 of its route (base64 in a header): keep it small. */
+const MAX_DISCOVERY_BYTES = 4096;
 
 const Caip2Evm = z.string().regex(/^eip155:[1-9][0-9]*$/, "must be a CAIP-2 EVM network such as eip155:8453");
 const Address = z.string().refine((v) => isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte address");
@@ -178,6 +184,19 @@ const RouteSchema = z
     when: WhenSchema.optional(),
     per: PerSchema.optional(),
     settle: z.enum(["after", "before"]).optional(),
+    discovery: z
+      .object({
+        input: z.record(z.string(), z.unknown()).optional(),
+        inputSchema: z.record(z.string(), z.unknown()).optional(),
+        bodyType: z.enum(["json", "form-data", "text"]).optional(),
+        output: z
+          .object({ example: z.unknown().optional(), schema: z.record(z.string(), z.unknown()).optional() })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .refine((d) => JSON.stringify(d).length <= MAX_DISCOVERY_BYTES, `at most ${MAX_DISCOVERY_BYTES} bytes as JSON`)
+      .optional(),
   })
   .strict();
 
@@ -314,6 +333,7 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
         when,
         per,
         settleBefore: route.settle === "before",
+        discovery: route.discovery ? discoveryOf(route) : undefined,
       };
       compiled.push(rule);
       // Rules with the same method and path shape form one group, told apart by their conditions.
@@ -378,6 +398,11 @@ function pathOptions(given: PricingDocument["paths"]): PathOptions {
 function lowerPath(match: string): string {
   const slash = match.indexOf("/");
   return slash < 0 ? match : match.slice(0, slash) + match.slice(slash).toLowerCase();
+}
+
+function discoveryOf(route: Route): BazaarExtension {
+  const declaration = route.discovery as DiscoveryDeclaration;
+  return bazaarExtension(discoveryMethod(usualMethod(route.match.trim()), declaration), declaration);
 }
 
 /** The pattern with its literal segments lowered (parameter names and `*` do not match anything). */

@@ -4,6 +4,7 @@
  * (`x402-fetch` 1.x) can pay from it too.
  */
 import type { Requirement, RouteRule } from "../pricing/document.ts";
+import { outputSchemaV1 } from "./bazaar.ts";
 import { toV1Network } from "./networks.ts";
 
 export interface PaymentRequiredV2 {
@@ -11,6 +12,8 @@ export interface PaymentRequiredV2 {
   error?: string;
   resource: { url: string; description: string; mimeType: string };
   accepts: Requirement[];
+  /** `bazaar`: discovery metadata for agents and catalogues (x402/bazaar.ts). */
+  extensions?: Record<string, unknown>;
 }
 
 export interface RequirementV1 {
@@ -24,6 +27,8 @@ export interface RequirementV1 {
   maxTimeoutSeconds: number;
   asset: string;
   extra: Requirement["extra"];
+  /** v1's discovery field: what the request takes and what it returns (x402/bazaar.ts). */
+  outputSchema?: Record<string, unknown>;
 }
 
 export interface PaymentRequiredV1 {
@@ -38,6 +43,7 @@ export function buildPaymentRequired(route: RouteRule, resourceUrl: string, erro
     ...(error ? { error } : {}),
     resource: { url: resourceUrl, description: route.description, mimeType: route.mimeType },
     accepts: route.accepts,
+    ...(route.discovery ? { extensions: { bazaar: route.discovery } } : {}),
   };
 }
 
@@ -69,5 +75,6 @@ export function toRequirementV1(
     maxTimeoutSeconds: requirement.maxTimeoutSeconds,
     asset: requirement.asset,
     extra: requirement.extra,
+    ...(route.discovery ? { outputSchema: outputSchemaV1(route.discovery) } : {}),
   };
 }

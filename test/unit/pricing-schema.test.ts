@@ -28,6 +28,10 @@ const VALID = [
   withRoute({ price: "free", when: { body: { service: ["x", 1, false] } } }),
   withRoute({ price: "$0.001", per: { query: "count", min: 1, max: 100 } }),
   withRoute({ price: "$0.01", settle: "before" }),
+  withRoute({
+    price: "$0.01",
+    discovery: { input: { q: "x" }, inputSchema: { properties: {} }, output: { example: { a: 1 } } },
+  }),
   {
     ...withRoute({ price: "$0.01" }),
     paths: { case: "sensitive", semicolons: "literal", trailingDots: "literal", formatSuffix: "literal" },
@@ -72,6 +76,8 @@ const INVALID = [
   withRoute({ price: "$1", per: { query: "n", header: "x-n", min: 1, max: 2 } }),
   withRoute({ price: "$1", per: { query: "n", min: 0, max: 2 } }),
   withRoute({ price: "$1", settle: "first" }),
+  withRoute({ price: "$1", discovery: { examples: [] } }),
+  withRoute({ price: "$1", discovery: { bodyType: "xml" } }),
   { ...withRoute({ price: "$1" }), paths: { case: "upper" } },
   { ...withRoute({ price: "$1" }), paths: { slashes: "merge" } },
   withRoute({ price: "$1", settle: true }),

@@ -107,7 +107,22 @@ describe("JSON body conditions", () => {
   it("refuses a service no rule sells instead of forwarding it free", async () => {
     await expectRefused(await post("/v1/infer", '{"service":"llm-405b"}'), 400, "no_matching_price");
     await expectRefused(await post("/v1/infer", "{}"), 400, "no_matching_price");
-    await expectRefused(await post("/v1/infer", ""), 400, "no_matching_price");
+  });
+
+  it("answers a probe with no body (how crawlers probe) with a 402 listing every variant, cheapest first", async () => {
+    const res = await post("/v1/infer", "");
+    expect(res.status).toBe(402);
+    const required = decodeBase64Json(res.headers.get("PAYMENT-REQUIRED"));
+    expect(required.error).toBe("pricing_input_missing");
+    expect(required.accepts.map((a: { amount: string }) => a.amount)).toEqual(["2000", "5000", "10000"]);
+    const { info, schema } = required.extensions.bazaar;
+    expect(info.input).toMatchObject({ type: "http", method: "POST", bodyType: "json" });
+    const body = schema.properties.input.properties.body;
+    expect(body.properties.service.enum.sort()).toEqual(["llm-70b", "llm-8b", "llm-8b-fast"]);
+    expect(body.properties.batch.enum).toEqual([true]);
+    expect(body.required).toEqual(["service"]);
+    expect(await res.json()).toMatchObject({ error: "pricing_input_missing", detail: "body.service, body.batch" });
+    expect(await originLog()).toEqual([]);
   });
 
   it("refuses a body whose priced field appears twice, however it is spelt", async () => {
