@@ -10,19 +10,17 @@
  * KV access goes through wrangler (`--local` for the local store that `npm run dev` uses, remote
  * otherwise). Exit codes: 0 ok, 1 invalid document or differences found by diff, 2 usage or KV errors.
  */
-import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { readFile, writeFile } from "node:fs/promises";
 import { relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseArgs, promisify } from "node:util";
+import { parseArgs } from "node:util";
 import { compilePricingText, type PricingTable, type Problem, type RouteRule } from "../src/pricing/document.ts";
 import { contentHash } from "../src/pricing/hash.ts";
-import { WRANGLER_BIN } from "../stack/wrangler-bin.ts";
 import { devVars, facilitatorReport, routeNotes, spendWarnings } from "./pricing-checks.ts";
-import { ROOT, wranglerEnv } from "./wrangler-env.ts";
+import { callWrangler, WranglerError } from "./wrangler-call.ts";
+import { ROOT } from "./wrangler-env.ts";
 
-const run = promisify(execFile);
 const USAGE =
   "usage: npm run pricing -- validate|push|pull|diff [--file pricing.json] [--local] [--persist-to DIR] [--facilitators]";
 
@@ -66,35 +64,14 @@ interface KvOptions {
 async function wrangler(args: string[], kv: KvOptions): Promise<string> {
   const where = kv.local ? ["--local", ...(kv.persistTo ? ["--persist-to", kv.persistTo] : [])] : ["--remote"];
   try {
-    const { stdout } = await run(process.execPath, [WRANGLER_BIN, ...args, ...where], {
-      cwd: ROOT,
-      env: wranglerEnv(),
-      maxBuffer: 256 * 1024 * 1024,
-    });
-    return stdout;
+    return await callWrangler([...args, ...where]);
   } catch (error) {
-    throw new KvError(
-      explainWranglerError(`${(error as { stderr?: string }).stderr ?? ""}${(error as Error).message}`),
-    );
+    if (!(error instanceof WranglerError)) throw error;
+    // The local store needs no login and no network: say how to use it instead.
+    const hint =
+      error.notLoggedIn || /could not be reached/.test(error.message) ? " Or use --local for the local store." : "";
+    throw new KvError(`${error.message}${hint}`);
   }
-}
-
-/** Turns wrangler's failure into what the owner should do about it. */
-export function explainWranglerError(output: string): string {
-  if (/not (logged in|authenticated)|CLOUDFLARE_API_TOKEN|login|authenticat/i.test(output)) {
-    return "wrangler is not logged in to Cloudflare: run `npx wrangler login` (or set CLOUDFLARE_API_TOKEN), or use --local for the local store.";
-  }
-  if (
-    /binding.*PRICING|PRICING.*(not found|no namespace)|namespace.*not found|10041|could not find.*namespace/i.test(
-      output,
-    )
-  ) {
-    return "No KV namespace is bound as PRICING: create one with `npx wrangler kv namespace create PRICING` and put its id in wrangler.toml.";
-  }
-  if (/fetch failed|ENOTFOUND|EAI_AGAIN|ECONNREFUSED|network/i.test(output)) {
-    return "Cloudflare could not be reached (no network?). Use --local for the local store.";
-  }
-  return `wrangler failed:\n${output.trim().split("\n").slice(-6).join("\n")}`;
 }
 
 export async function readKv(kv: KvOptions): Promise<string | undefined> {

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { diffTables, explainWranglerError } from "../../scripts/pricing.ts";
+import { diffTables } from "../../scripts/pricing.ts";
+import { explainWranglerError } from "../../scripts/wrangler-call.ts";
 import { compilePricing, type PricingTable } from "../../src/pricing/document.ts";
 import { startFacilitator } from "../support/loopback.ts";
 
@@ -168,7 +169,7 @@ describe("wrangler failures become instructions", () => {
     const r = await cli("pull", "--file", join(dir, "remote.json"));
     expect(r.code).toBe(2);
     expect(r.err.trim()).toBe(
-      "wrangler is not logged in to Cloudflare: run `npx wrangler login` (or set CLOUDFLARE_API_TOKEN), or use --local for the local store.",
+      "wrangler is not logged in to Cloudflare: run `npm run wrangler -- login` (or set CLOUDFLARE_API_TOKEN). Or use --local for the local store.",
     );
   }, 60_000);
 });
