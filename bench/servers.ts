@@ -18,7 +18,9 @@ const originCalls = new Map<string, number>();
 const origin = createServer((req, res) => {
   const url = new URL(req.url ?? "/", "http://origin");
   if (url.pathname === "/__stats") {
-    res.writeHead(200, { "content-type": "application/json" });
+    // Read between runs, seconds apart: a kept-alive socket could be closed by this server's
+    // keep-alive timeout just as the bench reuses it ("other side closed", seen in round 5/5).
+    res.writeHead(200, { "content-type": "application/json", connection: "close" });
     res.end(JSON.stringify(Object.fromEntries(originCalls)));
     return;
   }
@@ -72,7 +74,8 @@ let kvCalls = 0;
 const kv = createServer((req, res) => {
   const url = new URL(req.url ?? "/", "http://kv");
   if (url.pathname === "/__stats") {
-    res.writeHead(200, { "content-type": "application/json" });
+    // Closed after each answer, as the origin's /__stats is.
+    res.writeHead(200, { "content-type": "application/json", connection: "close" });
     res.end(JSON.stringify({ calls: kvCalls }));
     return;
   }
