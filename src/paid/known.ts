@@ -99,11 +99,7 @@ async function serveSettled(
  * A pending payment presented again, and this request now holds its lease: settle the same
  * request again. Confirmed → the kept answer (or, upfront, the origin runs now); failed → released.
  */
-async function confirmPending(
-  paid: Paid,
-  record: LedgerRecord,
-  answer: StoredAnswer | undefined,
-): Promise<Response> {
+async function confirmPending(paid: Paid, record: LedgerRecord, answer: StoredAnswer | undefined): Promise<Response> {
   const { rt } = paid;
   if (record.upfront) return settleThenServe(paid, record);
   paid.via = record.facilitator;
