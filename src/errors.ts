@@ -36,6 +36,8 @@ export type Reason =
   | "payment_expired"
   | "payment_not_yet_valid"
   | "invalid_signature"
+  | "transaction_not_allowed"
+  | "fee_payer_mismatch"
   | "payment_already_used"
   | "access_window_expired"
   | "verify_rejected"
@@ -88,6 +90,8 @@ export function statusOf(reason: Reason): number {
     case "payment_expired":
     case "payment_not_yet_valid":
     case "invalid_signature":
+    case "transaction_not_allowed":
+    case "fee_payer_mismatch":
     case "payment_already_used":
     case "access_window_expired":
     case "verify_rejected":
