@@ -1,30 +1,61 @@
 /**
- * `npm run demo [-- --v1] [--url URL]`: a buyer pays the running local stack with the official
- * client library — `@x402/fetch` (v2) by default, `x402-fetch` (v1) with --v1 — and shows the 402 it
- * got, what it paid, the transaction, and both balances before and after.
+ * `npm run demo [-- --v1] [--svm] [--url URL]`: a buyer pays the running local stack with the
+ * official client library — `@x402/fetch` (v2) by default, `x402-fetch` (v1) with --v1; in USDC on
+ * the local EVM chain, or on the local Solana with --svm — and shows the 402 it got, what it paid,
+ * the transaction, and both balances before and after.
  */
 import { parseArgs } from "node:util";
 import { x402Client } from "@x402/core/client";
 import { ExactEvmScheme } from "@x402/evm/exact/client";
 import { decodePaymentResponseHeader, wrapFetchWithPayment } from "@x402/fetch";
+import { ExactSvmScheme } from "@x402/svm/exact/client";
 import { createPublicClient, createWalletClient, formatUnits, http } from "viem";
 import { wrapFetchWithPayment as wrapFetchWithPaymentV1 } from "x402-fetch";
 import { account, ROLE, USDC_DECIMALS } from "../stack/accounts.ts";
 import { localChain, usdcBalance } from "../stack/chain.ts";
 import { DEFAULT_PORTS } from "../stack/index.ts";
+import { SOLANA_DEVNET, solanaSigner, solanaUsdcOf } from "../stack/solana.ts";
 
 const { values } = parseArgs({
   options: {
     v1: { type: "boolean", default: false },
+    svm: { type: "boolean", default: false },
+    "solana-rpc": { type: "string", default: `http://127.0.0.1:${DEFAULT_PORTS.solana}` },
     url: { type: "string", default: `http://127.0.0.1:${DEFAULT_PORTS.worker}/api/weather/paris` },
     rpc: { type: "string", default: `http://127.0.0.1:${DEFAULT_PORTS.chain}` },
   },
 });
-const buyer = account(ROLE.buyer);
-const merchant = account(ROLE.merchant).address;
-const chain = localChain(values.rpc);
-const publicClient = createPublicClient({ chain, transport: http(values.rpc) });
 const usdc = (v: bigint) => `${formatUnits(v, USDC_DECIMALS)} USDC`;
+
+/** The buyer and the merchant on the chosen chain: who pays, who is paid, and their USDC. */
+async function parties() {
+  if (values.svm) {
+    const rpcUrl = values["solana-rpc"];
+    const buyer = await solanaSigner("buyer");
+    const merchant = (await solanaSigner("seller")).address;
+    const v2 = () =>
+      wrapFetchWithPayment(fetch, new x402Client().register(SOLANA_DEVNET, new ExactSvmScheme(buyer, { rpcUrl })));
+    const v1 = () =>
+      wrapFetchWithPaymentV1(fetch, buyer as never, undefined, undefined, { svmConfig: { rpcUrl } }) as typeof fetch;
+    return { buyer: buyer.address, merchant, balance: (owner: string) => solanaUsdcOf(rpcUrl, owner), v1, v2 };
+  }
+  const buyer = account(ROLE.buyer);
+  const chain = localChain(values.rpc);
+  const publicClient = createPublicClient({ chain, transport: http(values.rpc) });
+  const v2 = () => wrapFetchWithPayment(fetch, new x402Client().register("eip155:*", new ExactEvmScheme(buyer)));
+  const v1 = () =>
+    wrapFetchWithPaymentV1(
+      fetch,
+      createWalletClient({ account: buyer, chain, transport: http(values.rpc) }) as never,
+    ) as typeof fetch;
+  return {
+    buyer: buyer.address,
+    merchant: account(ROLE.merchant).address,
+    balance: (owner: string) => usdcBalance(publicClient, owner as `0x${string}`),
+    v1,
+    v2,
+  };
+}
 
 let unpaid: Response;
 try {
@@ -39,21 +70,22 @@ if (unpaid.status !== 402 || !required) {
   console.error("Expected a 402 with PAYMENT-REQUIRED; is this a priced route?");
   process.exit(1);
 }
-const offer = JSON.parse(atob(required)).accepts[0];
-console.log(`  asks for ${usdc(BigInt(offer.amount))} on ${offer.network}, paid to ${offer.payTo}`);
-
-const before = {
-  buyer: await usdcBalance(publicClient, buyer.address),
-  merchant: await usdcBalance(publicClient, merchant),
-};
-let paidFetch: typeof fetch;
-if (values.v1) {
-  const wallet = createWalletClient({ account: buyer, chain, transport: http(values.rpc) });
-  paidFetch = wrapFetchWithPaymentV1(fetch, wallet as never) as typeof fetch;
-} else {
-  paidFetch = wrapFetchWithPayment(fetch, new x402Client().register("eip155:*", new ExactEvmScheme(buyer)));
+const accepts = JSON.parse(atob(required)).accepts as { amount: string; network: string; payTo: string }[];
+for (const offer of accepts) {
+  console.log(`  asks for ${usdc(BigInt(offer.amount))} on ${offer.network}, paid to ${offer.payTo}`);
 }
-console.log(`\nPaying with ${values.v1 ? "x402-fetch (x402 v1)" : "@x402/fetch (x402 v2)"} as ${buyer.address}…`);
+const { buyer, merchant, balance, v1, v2 } = await parties();
+if (values.svm && !accepts.some((a) => a.network === SOLANA_DEVNET)) {
+  console.error(`This route does not offer ${SOLANA_DEVNET}: is the local Solana up (npm run dev starts it)?`);
+  process.exit(1);
+}
+
+const before = { buyer: await balance(buyer), merchant: await balance(merchant) };
+const paidFetch = values.v1 ? v1() : v2();
+const chainName = values.svm ? "Solana (litesvm)" : "the local EVM chain";
+console.log(
+  `\nPaying with ${values.v1 ? "x402-fetch (x402 v1)" : "@x402/fetch (x402 v2)"} on ${chainName} as ${buyer}…`,
+);
 const paid = await paidFetch(values.url);
 console.log(`  → ${paid.status} ${paid.statusText}: ${await paid.text()}`);
 const settlement = paid.headers.get(values.v1 ? "X-PAYMENT-RESPONSE" : "PAYMENT-RESPONSE");
@@ -64,10 +96,7 @@ if (!settlement) {
 const receipt = decodePaymentResponseHeader(settlement);
 console.log(`  transaction ${receipt.transaction} on ${receipt.network}`);
 
-const after = {
-  buyer: await usdcBalance(publicClient, buyer.address),
-  merchant: await usdcBalance(publicClient, merchant),
-};
+const after = { buyer: await balance(buyer), merchant: await balance(merchant) };
 console.log(`
                  before            after             change
   buyer     ${usdc(before.buyer).padEnd(17)} ${usdc(after.buyer).padEnd(17)} ${usdc(after.buyer - before.buyer)}

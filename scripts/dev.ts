@@ -5,8 +5,9 @@
  */
 import { parseArgs } from "node:util";
 import { account, NETWORK, ROLE, USDC_ADDRESS } from "../stack/accounts.ts";
-import { DEFAULT_PORTS, type Stack, startStack } from "../stack/index.ts";
+import { DEFAULT_PORTS, SOLANA_FUNDING, type Stack, startStack } from "../stack/index.ts";
 import { ORIGIN_ENDPOINTS } from "../stack/origin.ts";
+import { SOLANA_DEVNET, SOLANA_USDC, solanaSigner } from "../stack/solana.ts";
 
 const { values } = parseArgs({
   options: {
@@ -14,13 +15,14 @@ const { values } = parseArgs({
     "origin-port": { type: "string", default: String(DEFAULT_PORTS.origin) },
     "facilitator-port": { type: "string", default: String(DEFAULT_PORTS.facilitator) },
     "chain-port": { type: "string", default: String(DEFAULT_PORTS.chain) },
+    "solana-port": { type: "string", default: String(DEFAULT_PORTS.solana) },
     pricing: { type: "string", default: "pricing.json" },
     "persist-to": { type: "string", default: ".wrangler/state" },
     help: { type: "boolean", default: false },
   },
 });
 if (values.help) {
-  console.log(`npm run dev -- [--port 8787] [--origin-port 8788] [--facilitator-port 8789] [--chain-port 8545]
+  console.log(`npm run dev -- [--port 8787] [--origin-port 8788] [--facilitator-port 8789] [--chain-port 8545] [--solana-port 8899]
                   [--pricing pricing.json] [--persist-to .wrangler/state]`);
   process.exit(0);
 }
@@ -51,6 +53,7 @@ try {
       origin: port("origin-port"),
       facilitator: port("facilitator-port"),
       chain: port("chain-port"),
+      solana: port("solana-port"),
     },
     pricingFile: values.pricing,
     persistDir: values["persist-to"],
@@ -69,10 +72,13 @@ x402 paywall — local payment stack is up (Ctrl-C stops everything)
 
   paywall (Worker)   ${s.worker.url}
   demo origin        ${s.origin.url}
-  x402 facilitator   ${s.facilitator.url}     (official @x402/core + @x402/evm)
+  x402 facilitator   ${s.facilitator.url}     (official @x402/core + @x402/evm + @x402/svm)
   chain (anvil)      ${s.chain.rpcUrl}   (${NETWORK}, test USDC at ${USDC_ADDRESS})
   merchant (payTo)   ${account(ROLE.merchant).address}
   demo buyer         ${account(ROLE.buyer).address} (funded with 1000 test USDC)
+  Solana (litesvm)   ${s.solana.url}   (${SOLANA_DEVNET}, USDC mint ${SOLANA_USDC})
+  Solana payTo       ${(await solanaSigner("seller")).address}
+  Solana buyer       ${(await solanaSigner("buyer")).address} (funded with ${SOLANA_FUNDING.buyerUsdc / 1_000_000n} USDC)
 
 Routes (${s.worker.url}/__x402/pricing):
 ${pricing.routes
@@ -108,4 +114,6 @@ Try it:
   curl -i '${s.worker.url}/api/batch?count=7'      # priced per unit
   npm run demo                                       # pay with @x402/fetch (v2)
   npm run demo -- --v1                               # pay with x402-fetch (v1)
+  npm run demo -- --svm                              # pay in USDC on Solana with @x402/fetch
+  npm run demo -- --svm --v1                         # pay on Solana with x402-fetch (v1)
 `);

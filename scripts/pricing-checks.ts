@@ -8,7 +8,8 @@
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { findDefaultAsset } from "@x402/evm";
+import { findDefaultAsset as findDefaultEvmAsset } from "@x402/evm";
+import { findDefaultAsset as findDefaultSvmAsset } from "@x402/svm";
 import { parseFacilitators } from "../src/facilitators/config.ts";
 import { FacilitatorPool } from "../src/facilitators/pool.ts";
 import { unsupportedRoutes } from "../src/facilitators/unsupported.ts";
@@ -36,7 +37,9 @@ export function spendWarnings(table: PricingTable): string[] {
   const warnings: string[] = [];
   for (const route of table.routes) {
     for (const requirement of route.accepts) {
-      const known = findDefaultAsset(requirement.asset, requirement.network as `${string}:${string}`);
+      // Each client scheme recognises its own family's default assets (ExactSvmScheme: @x402/svm's).
+      const find = requirement.network.startsWith("solana:") ? findDefaultSvmAsset : findDefaultEvmAsset;
+      const known = find(requirement.asset, requirement.network as `${string}:${string}`);
       if (!known) {
         warnings.push(
           `${route.id}: pays in ${requirement.asset} on ${requirement.network}, which @x402/fetch refuses unless the buyer allows it: x402Client.setSpendControls({ allowedAssets: [{ network: "${requirement.network}", asset: "${requirement.asset}" }] }).`,

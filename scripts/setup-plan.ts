@@ -212,12 +212,13 @@ export function isTestnet(network: string): boolean {
 
 /**
  * What stands between this configuration and taking real money. `testAccounts` are addresses whose
- * private keys are public (anvil's test mnemonic): money paid to them on a real network is lost.
+ * private keys are public (anvil's test mnemonic, lower-cased; the local Solana's keys, as spelled),
+ * each with what it is: money paid to them on a real network is lost.
  */
 export function readiness(
   config: WorkerConfig,
   table: PricingTable,
-  testAccounts: ReadonlyMap<string, number>,
+  testAccounts: ReadonlyMap<string, string>,
   secretsSet: ReadonlySet<string> = new Set(),
 ): Finding[] {
   const findings: Finding[] = [];
@@ -275,20 +276,21 @@ export function readiness(
   const payees = new Map<string, Set<string>>();
   for (const route of table.routes) {
     for (const a of route.accepts) {
-      const key = a.payTo.toLowerCase();
+      // EVM addresses compare case-insensitively; base58 is case-sensitive.
+      const key = a.payTo.startsWith("0x") ? a.payTo.toLowerCase() : a.payTo;
       payees.set(key, (payees.get(key) ?? new Set()).add(a.network));
     }
   }
   for (const [payTo, on] of payees) {
     const real = [...on].filter((n) => !isTestnet(n));
-    const index = testAccounts.get(payTo);
-    if (index !== undefined) {
+    const known = testAccounts.get(payTo);
+    if (known !== undefined) {
       findings.push({
         level: real.length > 0 ? "refuse" : "note",
         text:
           real.length > 0
-            ? `payTo ${payTo} is anvil's test account #${index}; its private key is public, so anyone can take what buyers pay it on ${real.join(", ")}. Set your own address in pricing.json (defaults.payTo) and PAY_TO.`
-            : `payTo ${payTo} is anvil's test account #${index} (fine on ${[...on].join(", ")}, never on a real network).`,
+            ? `payTo ${payTo} is ${known}; its private key is public, so anyone can take what buyers pay it on ${real.join(", ")}. Set your own address in pricing.json (defaults.payTo) and PAY_TO.`
+            : `payTo ${payTo} is ${known} (fine on ${[...on].join(", ")}, never on a real network).`,
       });
     } else if (/^0x0{40}$/.test(payTo)) {
       findings.push({ level: "refuse", text: `payTo is the zero address: payments to it are burned.` });
@@ -297,7 +299,7 @@ export function readiness(
   if (vars.PAY_TO && testAccounts.has(vars.PAY_TO.toLowerCase()) && mainnets.length > 0) {
     findings.push({
       level: "fix",
-      text: `PAY_TO in wrangler.toml is anvil's test account #${testAccounts.get(vars.PAY_TO.toLowerCase())}: set it to your own address.`,
+      text: `PAY_TO in wrangler.toml is ${testAccounts.get(vars.PAY_TO.toLowerCase())}: set it to your own address.`,
     });
   }
   const testnets = [...networks].filter(isTestnet);

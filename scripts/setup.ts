@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { contentHash } from "../src/pricing/hash.ts";
 import { account } from "../stack/accounts.ts";
+import { SOLANA_ROLE, type SolanaRole, solanaSigner } from "../stack/solana.ts";
 import { validateText } from "./pricing.ts";
 import {
   type Finding,
@@ -63,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
     for (const p of checked.problems) console.error(`  ${p.path}: ${p.message}`);
     return 1;
   }
-  const accounts = testAccounts();
+  const accounts = await testAccounts();
   const refused = readiness(config, checked.table, accounts).filter((f) => f.level === "refuse");
   if (refused.length > 0) {
     for (const f of refused) console.error(`refused: ${f.text}`);
@@ -236,8 +237,15 @@ async function secretNames(wrangler: (args: string[]) => Promise<string>): Promi
   }
 }
 
-function testAccounts(): Map<string, number> {
-  return new Map(Array.from({ length: TEST_ACCOUNTS }, (_, i) => [account(i).address.toLowerCase(), i]));
+/** Keys anyone can use: anvil's mnemonic and the local Solana's fixed seeds (stack/solana.ts). */
+async function testAccounts(): Promise<Map<string, string>> {
+  const known = new Map<string, string>(
+    Array.from({ length: TEST_ACCOUNTS }, (_, i) => [account(i).address.toLowerCase(), `anvil's test account #${i}`]),
+  );
+  for (const role of Object.keys(SOLANA_ROLE) as SolanaRole[]) {
+    known.set((await solanaSigner(role)).address, `the local Solana's ${role} key`);
+  }
+  return known;
 }
 
 function shown(file: string): string {

@@ -48,6 +48,7 @@ export type Reason =
   // our dependencies
   | "pricing_unavailable"
   | "facilitator_unreachable"
+  | "fee_payer_unknown"
   | "facilitator_timeout"
   | "facilitator_bad_response"
   | "origin_unreachable"
@@ -124,6 +125,7 @@ export function statusOf(reason: Reason): number {
       return 502;
     case "pricing_unavailable":
     case "facilitator_timeout":
+    case "fee_payer_unknown":
     case "ledger_unavailable":
       return 503;
     case "origin_timeout":

@@ -29,6 +29,7 @@ import { type Failure, fail } from "./errors.ts";
 import type { FacilitatorPool } from "./facilitators/pool.ts";
 import type { Ledger, PaymentHandle } from "./ledger/client.ts";
 import type { BoundedMap } from "./memo.ts";
+import { hasSolanaOptions, offeredRoute } from "./offers.ts";
 import { forwardToOrigin } from "./origin.ts";
 import { serveThenSettle, settleThenServe } from "./paid/flows.ts";
 import { answerFromReceipt, answerKnown } from "./paid/known.ts";
@@ -50,9 +51,8 @@ import {
   preflightResponse,
   withCors,
 } from "./responses.ts";
-import { checkAuthorization, checkSignature, findRequirement, selectRequirement } from "./schemes/exact-evm/checks.ts";
-import { exactEvmIdentity } from "./schemes/exact-evm/identity.ts";
-import { decodePayment, type Payment } from "./schemes/exact-evm/payment.ts";
+import { decodePayment, type Payment } from "./schemes/payment.ts";
+import { schemeOf } from "./schemes/scheme.ts";
 
 export interface Runtime {
   config: Config;
@@ -182,8 +182,23 @@ async function forwardFree(
 }
 
 async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil, p: Priced): Promise<Response> {
-  const { route } = p;
   const resourceUrl = request.url;
+  // Solana options are offered with the facilitator's fee payer, or not at all while it is unknown.
+  const solana = hasSolanaOptions(p.route);
+  if (solana) {
+    const offered = await offeredRoute(p.route, rt.facilitators);
+    if (offered.route.accepts.length === 0) {
+      return errorResponse(
+        fail(
+          "fee_payer_unknown",
+          "No facilitator has told its Solana fee payer; this route cannot be paid right now.",
+          offered.missing.join(","),
+        ),
+      );
+    }
+    p.route = offered.route;
+  }
+  const { route } = p;
   const refuse = (failure: Failure) => {
     rt.log("payment_refused", { route: route.id, reason: failure.reason, detail: failure.detail });
     return paymentFailureResponse(route, resourceUrl, failure, p.table.version);
@@ -199,9 +214,14 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   if (v2Header === null && v1Header === null) {
     const version = p.table.version;
     const built = build402(route, resourceUrl, fail("payment_required", "This resource requires payment."), version);
-    // Only the URL chose this route and its price (no request fields): the next time it comes
-    // unpaid, handleRequest can answer at once.
-    if (p.fields === undefined && request.method !== "OPTIONS" && resourceUrl.length <= MEMO_MAX_URL_LENGTH) {
+    // Only the URL chose this route and its price (no request fields, no fee payer learnt since):
+    // the next time it comes unpaid, handleRequest can answer at once.
+    if (
+      !solana &&
+      p.fields === undefined &&
+      request.method !== "OPTIONS" &&
+      resourceUrl.length <= MEMO_MAX_URL_LENGTH
+    ) {
       rt.unpaid.set(resourceUrl, { pricingVersion: version, method: request.method, built });
     }
     return answer402(built);
@@ -216,7 +236,9 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     if (header.length <= PAYMENT_MEMO_MAX_BYTES) rt.payments.set(header, known);
   }
   const { payment } = known;
+  const scheme = schemeOf(payment);
   const nowSeconds = Math.floor(rt.nowMs() / 1000);
+  const fit = { nowSeconds, mints: p.table.mints };
   const paidFor = (identity: string, key: string, requirement: Requirement): Paid => {
     let handle: PaymentHandle | undefined;
     return {
@@ -247,20 +269,20 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
 
   // Which of the route's requirements the payment is for: its terms now, or what a 402 offered
   // just before a price edit. A payment that fits neither may still be one already settled.
-  const selected = selectRequirement(payment, route);
-  const terms = selected.ok ? checkAuthorization(payment, selected.requirement, nowSeconds) : selected.failure;
+  const selected = scheme.select(payment, route.accepts);
+  const terms = selected.ok ? await scheme.terms(payment, selected.requirement, fit) : selected.failure;
   const requirement = !terms && selected.ok ? selected.requirement : await selectFromRetired(payment, request, rt, p);
-  const domain = requirement ?? findRequirement(payment, route);
+  const domain = requirement ?? scheme.find(payment, route.accepts);
   if (!domain) return refuse(terms as Failure);
 
-  // The signature must recover to the payer before the payment's identity means anything: the
-  // identity (network, asset, payer, nonce) is public once settled.
-  const domainKey = `${domain.network}|${domain.asset}|${domain.extra.name}|${domain.extra.version}`;
+  // The signature must hold before the payment's identity means anything: the identity (EVM:
+  // network, asset, payer, nonce; Solana: the message) is public once settled.
+  const domainKey = scheme.signatureKey(domain);
   const firstCheck = known.checked?.domain !== domainKey;
   if (firstCheck) {
-    const badSignature = await checkSignature(payment, domain);
+    const badSignature = await scheme.signature(payment, domain);
     if (badSignature) return refuse(badSignature);
-    const identity = exactEvmIdentity(payment, domain);
+    const identity = await scheme.identity(payment, domain);
     known.checked = { domain: domainKey, identity, key: await receiptKey(identity), requirement: domain };
   }
   const { identity, key } = known.checked as NonNullable<DecodedPayment["checked"]>;
@@ -272,7 +294,7 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
 
   if (!requirement) {
     // Not fitting today's terms, and unknown here: only the ledger can say it was settled elsewhere.
-    if (terms && MAYBE_SETTLED.has(terms.reason)) {
+    if (terms && scheme.maybeSettled.has(terms.reason)) {
       const looked = await paid.ledger.lookup(rt.nowMs());
       if (looked.ok && looked.value.kind !== "none") return answerKnown(paid, looked.value);
     }
@@ -280,7 +302,7 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   }
 
   // From here on the payment costs facilitator calls: bounded per client and per payer.
-  const limited = await rateLimited(rt, request, payment.authorization.from);
+  const limited = await rateLimited(rt, request, scheme.payer(payment));
   if (limited) return limited;
 
   const claimed = await paid.ledger.claim(rt.nowMs());
@@ -288,9 +310,6 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   if (claimed.value.kind !== "claimed") return answerKnown(paid, claimed.value);
   return route.settleBefore ? settleThenServe(paid) : serveThenSettle(paid);
 }
-
-/** Fit failures a payment settled under older terms (or a while ago) would show. */
-const MAYBE_SETTLED = new Set(["amount_mismatch", "pay_to_mismatch", "payment_expired"]);
 
 /**
  * A payment made against what a 402 offered just before a price edit: accepted if it fits a
@@ -319,9 +338,12 @@ async function selectFromRetired(
       old = entry;
     }
     if (old.accepts.length === 0) continue;
-    const selected = selectRequirement(payment, old);
+    if (hasSolanaOptions(old)) old = (await offeredRoute(old, rt.facilitators)).route;
+    const scheme = schemeOf(payment);
+    const selected = scheme.select(payment, old.accepts);
     if (!selected.ok) continue;
-    if (checkAuthorization(payment, selected.requirement, Math.floor(nowMs / 1000))) continue;
+    const fit = { nowSeconds: Math.floor(nowMs / 1000), mints: table.mints };
+    if (await scheme.terms(payment, selected.requirement, fit)) continue;
     if (nowMs - retiredAtMs <= selected.requirement.maxTimeoutSeconds * 1000) return selected.requirement;
   }
   return undefined;

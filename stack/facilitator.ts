@@ -1,6 +1,7 @@
 /**
- * The official x402 facilitator (`@x402/core` facilitator + `@x402/evm` exact scheme), served over
- * HTTP on loopback and settling real transactions on the local chain. This is not our code: it is
+ * The official x402 facilitator (`@x402/core` facilitator + `@x402/evm` exact scheme, and
+ * `@x402/svm`'s for Solana), served over HTTP on loopback and settling real transactions on the
+ * local chains. This is not our code: it is
  * what a hosted facilitator runs, wrapped in ~40 lines of node:http.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -8,10 +9,13 @@ import type { AddressInfo } from "node:net";
 import { x402Facilitator } from "@x402/core/facilitator";
 import { toFacilitatorEvmSigner } from "@x402/evm";
 import { registerExactEvmScheme } from "@x402/evm/exact/facilitator";
+import { toFacilitatorSvmSigner } from "@x402/svm";
+import { registerExactSvmScheme } from "@x402/svm/exact/facilitator";
 import { createWalletClient, http, nonceManager, publicActions } from "viem";
 import { mnemonicToAccount } from "viem/accounts";
 import { MNEMONIC, NETWORK, ROLE } from "./accounts.ts";
 import { localChain } from "./chain.ts";
+import { SOLANA_DEVNET, solanaSigner } from "./solana.ts";
 
 export interface FacilitatorServer {
   url: string;
@@ -26,6 +30,8 @@ export interface FacilitatorOptions {
    * (the official default is 180 s; the end-to-end tests shorten it to see a late settlement).
    */
   confirmationTimeoutMs?: number;
+  /** The local Solana's RPC: `@x402/svm`'s exact scheme is registered beside EVM, paying fees from the facilitator's Solana key. */
+  solanaRpcUrl?: string;
 }
 
 export async function startFacilitator(
@@ -44,6 +50,12 @@ export async function startFacilitator(
   );
   const facilitator = new x402Facilitator();
   registerExactEvmScheme(facilitator, { signer, networks: NETWORK });
+  if (options.solanaRpcUrl) {
+    registerExactSvmScheme(facilitator, {
+      signer: toFacilitatorSvmSigner(await solanaSigner("facilitator"), { defaultRpcUrl: options.solanaRpcUrl }),
+      networks: SOLANA_DEVNET,
+    });
+  }
 
   const calls: FacilitatorServer["calls"] = [];
   const server = createServer(async (req, res) => {

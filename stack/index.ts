@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import { type Chain, setUpChain, startChain } from "./chain.ts";
 import { type FacilitatorServer, startFacilitator } from "./facilitator.ts";
 import { type OriginServer, startOrigin } from "./origin.ts";
+import { type SolanaRpcServer, solanaSigner, startSolanaRpc } from "./solana.ts";
 import { assertPortsFree } from "./ports.ts";
 import { ROOT, startWorker, type WorkerProcess } from "./worker.ts";
 
@@ -16,9 +17,14 @@ export interface StackPorts {
   origin: number;
   facilitator: number;
   chain: number;
+  /** The local Solana's JSON-RPC (8899 is a validator's usual port). */
+  solana: number;
 }
 
-export const DEFAULT_PORTS: StackPorts = { worker: 8787, origin: 8788, facilitator: 8789, chain: 8545 };
+export const DEFAULT_PORTS: StackPorts = { worker: 8787, origin: 8788, facilitator: 8789, chain: 8545, solana: 8899 };
+
+/** What the stack funds on the local Solana: the buyer's USDC and SOL, the fee payer's SOL. */
+export const SOLANA_FUNDING = { buyerUsdc: 100_000_000n, buyerSol: 1n, feePayerSol: 10n } as const;
 
 export interface StackOptions {
   ports: StackPorts;
@@ -36,6 +42,7 @@ export interface StackOptions {
 
 export interface Stack {
   chain: Chain;
+  solana: SolanaRpcServer;
   facilitator: FacilitatorServer;
   origin: OriginServer;
   worker: WorkerProcess;
@@ -49,6 +56,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     "demo origin, --origin-port": options.ports.origin,
     "facilitator, --facilitator-port": options.ports.facilitator,
     "chain, --chain-port": options.ports.chain,
+    "Solana RPC, --solana-port": options.ports.solana,
   });
   const stops: (() => Promise<void>)[] = [];
   const stop = async () => {
@@ -61,9 +69,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     stops.push(chain.process.stop);
     step("installing the test stablecoin and Multicall3, funding buyers");
     await setUpChain(chain.rpcUrl);
+    step("starting the Solana VM (litesvm) and its RPC, funding the Solana buyer");
+    const solana = await startSolanaRpc(options.ports.solana);
+    stops.push(solana.stop);
+    await fundSolana(solana);
     step("starting the x402 facilitator");
     const facilitator = await startFacilitator(options.ports.facilitator, chain.rpcUrl, {
       ...(options.confirmationTimeoutMs === undefined ? {} : { confirmationTimeoutMs: options.confirmationTimeoutMs }),
+      solanaRpcUrl: solana.url,
     });
     stops.push(facilitator.stop);
     step("starting the demo origin");
@@ -87,9 +100,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       echo: options.echoWorker,
     });
     stops.push(worker.process.stop);
-    return { chain, facilitator, origin, worker, stop };
+    return { chain, solana, facilitator, origin, worker, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/** The buyer gets USDC and SOL, the facilitator SOL for fees, the seller its (empty) token account. */
+async function fundSolana(solana: SolanaRpcServer): Promise<void> {
+  const [buyer, seller, feePayer] = await Promise.all([
+    solanaSigner("buyer"),
+    solanaSigner("seller"),
+    solanaSigner("facilitator"),
+  ]);
+  await solana.chain.fund(buyer.address, { sol: SOLANA_FUNDING.buyerSol, usdc: SOLANA_FUNDING.buyerUsdc });
+  await solana.chain.fund(seller.address, { usdc: 0n });
+  await solana.chain.fund(feePayer.address, { sol: SOLANA_FUNDING.feePayerSol });
 }

@@ -464,3 +464,18 @@ async function readBody(req: IncomingMessage): Promise<string> {
   for await (const chunk of req) body += chunk;
   return body;
 }
+
+/** `owner`'s USDC on a running local Solana, read over its RPC (0 without a token account). */
+export async function solanaUsdcOf(rpcUrl: string, owner: string): Promise<bigint> {
+  const [ata] = await findAssociatedTokenPda({
+    mint: SOLANA_USDC,
+    owner: address(owner),
+    tokenProgram: TOKEN_PROGRAM_ADDRESS,
+  });
+  const response = await fetch(rpcUrl, {
+    method: "POST",
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "getTokenAccountBalance", params: [ata] }),
+  });
+  const body = (await response.json()) as { result?: { value: { amount: string } } };
+  return BigInt(body.result?.value.amount ?? 0);
+}

@@ -45,7 +45,7 @@ interface Member {
   lastSuccessAtMs: number | undefined;
   supported:
     | { state: "unknown" }
-    | { state: "known"; checkedAtMs: number; kinds: Set<string> }
+    | { state: "known"; checkedAtMs: number; kinds: Set<string>; feePayers: Map<string, string> }
     | { state: "failed"; checkedAtMs: number; reason: string };
   reading: Promise<void> | undefined;
 }
@@ -89,9 +89,15 @@ export class FacilitatorPool {
     }));
   }
 
-  /** Verifies with the first facilitator for the network that answers. */
-  async verify(request: FacilitatorRequest, network: string, scheme: string): Promise<Verified> {
-    const candidates = this.candidates(network, scheme, request.x402Version);
+  /**
+   * Verifies with the first facilitator for the network that answers; with `feePayer` (Solana),
+   * only with facilitators that listed that fee payer.
+   */
+  async verify(request: FacilitatorRequest, network: string, scheme: string, feePayer?: string): Promise<Verified> {
+    const candidates = this.candidates(network, scheme, request.x402Version).filter(
+      (m) =>
+        feePayer === undefined || (m.supported.state === "known" && m.supported.feePayers.get(network) === feePayer),
+    );
     if (candidates.length === 0) {
       return {
         ok: false,
@@ -162,12 +168,41 @@ export class FacilitatorPool {
               state: "known",
               checkedAtMs,
               kinds: new Set(result.reply.kinds.map((k) => kindKey(k.x402Version, k.scheme, k.network))),
+              feePayers: feePayersOf(result.reply.kinds),
             }
           : { state: "failed", checkedAtMs, reason: describe(result.failure) };
         member.reading = undefined;
       });
     }
     await Promise.all(this.members.map((m) => m.reading));
+  }
+
+  /**
+   * The fee payer a Solana `exact` payment on `network` must name: the one the facilitator that
+   * will verify it lists in `/supported` (`extra.feePayer`). Reads `/supported` when not known yet
+   * (bounded by its timeout, and at most once a minute after a failure); undefined when no
+   * facilitator for the network has told one. A payment naming it is verified only there
+   * (`verify`'s `feePayer`): another facilitator cannot co-sign for that key.
+   */
+  async feePayer(network: string): Promise<{ feePayer: string; via: string } | undefined> {
+    const find = () => {
+      for (const member of this.candidates(network, "exact", 2)) {
+        const feePayer = member.supported.state === "known" ? member.supported.feePayers.get(network) : undefined;
+        if (feePayer) return { feePayer, via: member.config.name };
+      }
+      return undefined;
+    };
+    const known = find();
+    const stale = this.members.some(
+      (m) => m.supported.state !== "known" || this.options.nowMs() - m.supported.checkedAtMs >= SUPPORTED_MAX_AGE_MS,
+    );
+    if (known && !stale) return known;
+    if (known) {
+      void this.refreshSupported();
+      return known;
+    }
+    await this.refreshSupported();
+    return find();
   }
 
   /**
@@ -234,6 +269,18 @@ export class FacilitatorPool {
     member.failures.push({ atMs: this.options.nowMs(), reason: describe(result.failure) });
     if (member.failures.length > FAILURES_KEPT) member.failures.shift();
   }
+}
+
+/** `network → extra.feePayer` of the v2 `exact` kinds that name one (Solana's). */
+function feePayersOf(
+  kinds: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[],
+) {
+  const out = new Map<string, string>();
+  for (const k of kinds) {
+    const feePayer = k.extra?.feePayer;
+    if (k.x402Version === 2 && k.scheme === "exact" && typeof feePayer === "string") out.set(k.network, feePayer);
+  }
+  return out;
 }
 
 const describe = (failure: Failure) => (failure.detail ? `${failure.reason} (${failure.detail})` : failure.reason);

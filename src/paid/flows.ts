@@ -12,7 +12,9 @@ import type { FacilitatorRequest } from "../facilitators/http.ts";
 import { answerResponse, copyForRetries, mayKeep, readForPending } from "../ledger/answer.ts";
 import type { LedgerRecord, StoredAnswer } from "../ledger/types.ts";
 import { forwardToOrigin } from "../origin.ts";
+import { isSvmRequirement } from "../pricing/document.ts";
 import { errorResponse, markPaid } from "../responses.ts";
+import { schemeOf } from "../schemes/scheme.ts";
 import { settleWithinBudget } from "../settlement.ts";
 import { pendingHeader, pendingResponse, receiptHeader } from "./answers.ts";
 import {
@@ -34,7 +36,9 @@ const QUICK_COPY_MS = 50;
 export async function serveThenSettle(paid: Paid): Promise<Response> {
   const { rt, p, version, payment, requirement } = paid;
   const facilitatorRequest = facilitatorRequestOf(paid);
-  const verified = await rt.facilitators.verify(facilitatorRequest, payment.network, "exact");
+  // A Solana payment names its fee payer: only the facilitator that holds that key can verify it.
+  const feePayer = isSvmRequirement(paid.requirement) ? paid.requirement.extra.feePayer : undefined;
+  const verified = await rt.facilitators.verify(facilitatorRequest, payment.network, "exact", feePayer);
   if (!verified.ok || !verified.reply.isValid) {
     await paid.ledger.release();
     if (!verified.ok) return paid.refuse(verified.failure);
@@ -42,7 +46,7 @@ export async function serveThenSettle(paid: Paid): Promise<Response> {
       fail("verify_rejected", "The facilitator rejected this payment.", verified.reply.invalidReason ?? "unknown"),
     );
   }
-  const payer = verified.reply.payer ?? payment.authorization.from;
+  const payer = verified.reply.payer ?? schemeOf(payment).payer(payment);
   paid.via = verified.via;
 
   const forwarded = await forwardToOrigin(rt.config, {
@@ -99,7 +103,9 @@ export async function settleThenServe(paid: Paid, pendingBefore?: LedgerRecord):
   paid.via = pendingBefore?.facilitator ?? rt.facilitators.firstFor(paid.payment.network, "exact", paid.version);
   const outcome = await settle(paid, facilitatorRequest, pendingBefore);
   const payer =
-    outcome.kind === "settled" && outcome.reply.payer ? outcome.reply.payer : paid.payment.authorization.from;
+    outcome.kind === "settled" && outcome.reply.payer
+      ? outcome.reply.payer
+      : schemeOf(paid.payment).payer(paid.payment);
   const record = recordOf(paid, payer, requirement, outcome, facilitatorRequest, true);
   if (outcome.kind === "refused") {
     await paid.ledger.release();

@@ -13,7 +13,8 @@ import type { PricingTable, Requirement, RouteRule } from "../pricing/document.t
 import type { RetiredTable } from "../pricing/store.ts";
 import { type Receipt, receiptTtlSeconds } from "../receipts.ts";
 import type { FieldReader } from "../request-fields.ts";
-import type { Payment } from "../schemes/exact-evm/payment.ts";
+import type { Payment } from "../schemes/payment.ts";
+import { schemeOf } from "../schemes/scheme.ts";
 import type { SettleOutcome } from "../settlement.ts";
 import { toRequirementV1 } from "../x402/requirements.ts";
 
@@ -87,7 +88,7 @@ export function recordOf(
     tx: settled ? outcome.reply.transaction : outcome.kind === "pending" ? outcome.tx : "",
     settledAt: nowSeconds,
     accessUntil: nowSeconds + (paid.p.route.accessTtlSeconds ?? 0),
-    validBefore: paid.payment.authorization.validBefore,
+    validBefore: schemeOf(paid.payment).validBefore(paid.payment, nowSeconds),
     ...(outcome.kind === "pending" ? { settleRequest } : {}),
     ...(paid.via ? { facilitator: paid.via } : {}),
     ...(upfront ? { upfront: true } : {}),

@@ -8,7 +8,9 @@
 import { z } from "@x402/core/schemas";
 import { getDefaultAsset } from "@x402/evm";
 import { isAddress } from "viem";
+import { isSolanaAddress } from "../schemes/exact-svm/checks.ts";
 import { type BazaarExtension, bazaarExtension, type DiscoveryDeclaration, discoveryMethod } from "../x402/bazaar.ts";
+import { type Family, familyOf, SOLANA_DEVNET, SOLANA_MAINNET, SOLANA_TESTNET } from "../x402/networks.ts";
 import {
   type Condition,
   type Field,
@@ -26,16 +28,54 @@ import { checkAtomic, type MoneyResult, usdToAtomic } from "./money.ts";
 import { type Pattern, parsePattern, usualMethod, usualPattern } from "./pattern.ts";
 import { StringTable } from "./string-table.ts";
 
-export interface Requirement {
+interface RequirementBase {
   scheme: "exact";
+  /** CAIP-2. */
   network: string;
+  /** Atomic units of the asset. */
   amount: string;
+  maxTimeoutSeconds: number;
+}
+
+export interface EvmRequirement extends RequirementBase {
   asset: `0x${string}`;
   payTo: `0x${string}`;
-  maxTimeoutSeconds: number;
   /** The token's EIP-712 domain; `paymentFlow: "upfront"` on routes that settle before the origin. */
   extra: { name: string; version: string; paymentFlow?: "upfront" };
 }
+
+export interface SvmRequirement extends RequirementBase {
+  /** The SPL mint, base58. */
+  asset: string;
+  /** The seller's wallet, base58: the transfer goes to its associated token account. */
+  payTo: string;
+  /** `feePayer` is the facilitator's, learnt from its `/supported` when a 402 is made (offers.ts). */
+  extra: { feePayer?: string };
+}
+
+/** One payment option of a route, as the 402 offers it (x402 `PaymentRequirements`). */
+export type Requirement = EvmRequirement | SvmRequirement;
+
+export const isSvmRequirement = (r: Requirement): r is SvmRequirement => familyOf(r.network) === "svm";
+export const isEvmRequirement = (r: Requirement): r is EvmRequirement => familyOf(r.network) === "evm";
+
+/** What a Solana payment's checks need to know of its mint; not part of the 402. */
+export interface MintFacts {
+  decimals: number;
+  tokenProgram: string;
+}
+
+const TOKEN_PROGRAMS = {
+  token: "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+  "token-2022": "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb",
+} as const;
+
+/** USDC on each Solana network, as `@x402/svm` names it (a unit test holds this equal). */
+export const SOLANA_USDC: Readonly<Record<string, string>> = Object.freeze({
+  [SOLANA_MAINNET]: "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v",
+  [SOLANA_DEVNET]: "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+  [SOLANA_TESTNET]: "4zMMC9srt5Ri5X14GAgXhaHii3GnPAEERYPJgZJDncDU",
+});
 
 export interface RouteRule {
   id: string;
@@ -89,6 +129,8 @@ export interface PricingTable {
   paths: PathOptions;
   routes: RouteRule[];
   matcher: Matcher<RouteEntry>;
+  /** Solana mints the table's requirements pay in, by `network|mint`. */
+  mints: ReadonlyMap<string, MintFacts>;
 }
 
 export interface Problem {
@@ -107,17 +149,42 @@ export interface PricingFallbacks {
 /** Discovery metadata rides in every 402 of its route (base64 in a header): keep it small. */
 const MAX_DISCOVERY_BYTES = 4096;
 
-const Caip2Evm = z.string().regex(/^eip155:[1-9][0-9]*$/, "must be a CAIP-2 EVM network such as eip155:8453");
-const Address = z.string().refine((v) => isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte address");
+const Network = z
+  .string()
+  .regex(
+    /^(?:eip155:[1-9][0-9]{0,19}|solana:[1-9A-HJ-NP-Za-km-z]{32})$/,
+    "must be a CAIP-2 network such as eip155:8453 or solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp",
+  );
+const Address = z
+  .string()
+  .refine(
+    (v) => isAddress(v, { strict: false }) || isSolanaAddress(v),
+    "must be a 0x-prefixed 20-byte address or a base58 Solana address",
+  );
+const PayToByFamily = z
+  .object({
+    eip155: z
+      .string()
+      .refine((v) => isAddress(v, { strict: false }), "must be a 0x-prefixed 20-byte address")
+      .optional(),
+    solana: z.string().refine(isSolanaAddress, "must be a base58 Solana address").optional(),
+  })
+  .strict();
 const Timeout = z.number().int().min(1).max(3600);
 const Name = z.string().min(1).max(64);
 
 const AssetSchema = z
   .object({
-    network: Caip2Evm,
+    network: Network,
     address: Address,
     decimals: z.number().int().min(0).max(36),
-    eip712: z.object({ name: z.string().min(1), version: z.string().min(1) }).strict(),
+    /** EVM: the token's EIP-712 domain, which the EIP-3009 signature is made under. */
+    eip712: z
+      .object({ name: z.string().min(1), version: z.string().min(1) })
+      .strict()
+      .optional(),
+    /** Solana: the program that owns the mint. */
+    tokenProgram: z.enum(["token", "token-2022"]).optional(),
   })
   .strict();
 
@@ -162,7 +229,7 @@ const PerSchema = z
 const PriceSchema = z.union([z.string().min(1), z.object({ amount: z.string().min(1), asset: Name }).strict()]);
 
 const OptionSchema = z
-  .object({ price: PriceSchema, network: Caip2Evm.optional(), asset: Name.optional(), payTo: Address.optional() })
+  .object({ price: PriceSchema, network: Network.optional(), asset: Name.optional(), payTo: Address.optional() })
   .strict();
 
 const RouteSchema = z
@@ -172,7 +239,7 @@ const RouteSchema = z
     description: z.string().max(1024).optional(),
     mimeType: z.string().max(256).optional(),
     price: PriceSchema.optional(),
-    network: Caip2Evm.optional(),
+    network: Network.optional(),
     asset: Name.optional(),
     payTo: Address.optional(),
     maxTimeoutSeconds: Timeout.optional(),
@@ -207,8 +274,8 @@ const DocumentHeadSchema = z
     version: z.literal(1),
     defaults: z
       .object({
-        network: Caip2Evm.optional(),
-        payTo: Address.optional(),
+        network: Network.optional(),
+        payTo: z.union([Address, PayToByFamily]).optional(),
         maxTimeoutSeconds: Timeout.optional(),
         unmatched: z.enum(["free", "deny"]).optional(),
         mimeType: z.string().max(256).optional(),
@@ -253,6 +320,7 @@ interface Context {
   requirements: Map<string, Requirement>;
   /** Compiled `accepts` of plain routes, by price string. */
   plainPrices: Map<string, Requirement[]>;
+  mints: Map<string, MintFacts>;
 }
 
 /** Parses JSON text and compiles it. `version` is the caller's content hash of `text`. */
@@ -277,8 +345,10 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
     money: new Map(),
     requirements: new Map(),
     plainPrices: new Map(),
+    mints: new Map(),
   };
   const problems: Problem[] = [];
+  checkAssets(doc, problems);
   const builder = matcherBuilder<RouteEntry>(doc.routes.length);
   /** Groups of more than one rule, to order and check once all rules are in. */
   const grouped = new Set<RouteGroup>();
@@ -376,8 +446,30 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
       paths,
       routes: compiled,
       matcher: builder.matcher,
+      mints: ctx.mints,
     },
   };
+}
+
+/** Each named asset fits its network's family: EVM tokens have an EIP-712 domain, SPL mints a program. */
+function checkAssets(doc: PricingDocument, problems: Problem[]): void {
+  for (const [name, asset] of Object.entries(doc.assets ?? {})) {
+    const path = `$.assets.${name}`;
+    if (familyOf(asset.network) === "svm") {
+      if (!isSolanaAddress(asset.address)) {
+        problems.push({ path: `${path}.address`, message: "must be a base58 mint address on a Solana network" });
+      }
+      if (asset.eip712) problems.push({ path: `${path}.eip712`, message: "an SPL mint has no EIP-712 domain" });
+    } else {
+      if (!isAddress(asset.address, { strict: false })) {
+        problems.push({ path: `${path}.address`, message: "must be a 0x-prefixed 20-byte address on an EVM network" });
+      }
+      if (!asset.eip712) {
+        problems.push({ path: `${path}.eip712`, message: "an EVM token needs its EIP-712 domain (name and version)" });
+      }
+      if (asset.tokenProgram) problems.push({ path: `${path}.tokenProgram`, message: "only Solana assets have one" });
+    }
+  }
 }
 
 function pathOptions(given: PricingDocument["paths"]): PathOptions {
@@ -615,14 +707,13 @@ function compileOption(
   path: string,
   problems: Problem[],
 ): Requirement | undefined {
-  const { doc, fallbacks } = ctx;
+  const { doc } = ctx;
   // Every check runs, so one validation lists all of an option's problems, not just the first.
   const before = problems.length;
-  const payTo = (option.payTo ?? route.payTo ?? doc.defaults?.payTo ?? fallbacks.payTo) as `0x${string}` | undefined;
-  if (!payTo)
-    problems.push({ path: `${path}.payTo`, message: "no payTo here, in defaults.payTo, or in the PAY_TO var" });
   const maxTimeoutSeconds = route.maxTimeoutSeconds ?? doc.defaults?.maxTimeoutSeconds ?? DEFAULT_MAX_TIMEOUT_SECONDS;
   const asset = resolveAsset(option, route, ctx, path, problems);
+  const family = familyOf(asset?.network ?? option.network ?? route.network ?? doc.defaults?.network ?? "");
+  const payTo = resolvePayTo(option, route, ctx, family, path, problems);
   // Without a known asset the precision cannot be checked, but the price's spelling still can.
   const decimals = asset?.decimals ?? 77;
   const priceKey = typeof option.price === "object" ? `#${option.price.amount}` : `${option.price}@${decimals}`;
@@ -632,35 +723,97 @@ function compileOption(
     ctx.money.set(priceKey, money);
   }
   if (!money.ok) problems.push({ path: `${path}.price`, message: money.problem });
-  if (problems.length > before || !asset || !payTo || !money.ok) return undefined;
   const upfront = route.settle === "before";
+  if (upfront && family === "svm") {
+    problems.push({ path: `${path}.network`, message: 'settle "before" is not supported for Solana options yet' });
+  }
+  if (problems.length > before || !asset || !payTo || !money.ok) return undefined;
   const key = `${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}|${upfront}`;
   let requirement = ctx.requirements.get(key);
   if (!requirement) {
-    requirement = Object.freeze({
-      scheme: "exact",
-      network: asset.network,
-      amount: money.atomic,
-      asset: asset.address,
-      payTo,
-      maxTimeoutSeconds,
-      extra: Object.freeze(
-        upfront
-          ? { name: asset.name, version: asset.version, paymentFlow: "upfront" as const }
-          : { name: asset.name, version: asset.version },
-      ),
-    });
+    if (asset.family === "svm") {
+      ctx.mints.set(`${asset.network}|${asset.address}`, {
+        decimals: asset.decimals,
+        tokenProgram: asset.tokenProgram,
+      });
+      requirement = Object.freeze({
+        scheme: "exact",
+        network: asset.network,
+        amount: money.atomic,
+        asset: asset.address,
+        payTo,
+        maxTimeoutSeconds,
+        extra: Object.freeze({}),
+      });
+    } else {
+      requirement = Object.freeze({
+        scheme: "exact",
+        network: asset.network,
+        amount: money.atomic,
+        asset: asset.address as `0x${string}`,
+        payTo: payTo as `0x${string}`,
+        maxTimeoutSeconds,
+        extra: Object.freeze(
+          upfront
+            ? { name: asset.name, version: asset.version, paymentFlow: "upfront" as const }
+            : { name: asset.name, version: asset.version },
+        ),
+      });
+    }
     ctx.requirements.set(key, requirement);
   }
   return requirement;
 }
 
+/**
+ * The option's payTo, of its network's family: its own (which must be of that family), else the
+ * first of the route's, the defaults' (a string, or one per family) and the PAY_TO var (EVM) that is.
+ */
+function resolvePayTo(
+  option: Option,
+  route: Route,
+  ctx: Context,
+  family: Family,
+  path: string,
+  problems: Problem[],
+): string | undefined {
+  const ofFamily = (address: string) =>
+    family === "svm" ? isSolanaAddress(address) : isAddress(address, { strict: false });
+  const chain = family === "svm" ? "Solana" : "EVM";
+  if (option.payTo !== undefined) {
+    if (ofFamily(option.payTo)) return option.payTo;
+    problems.push({ path: `${path}.payTo`, message: `must be a ${chain} address for a payment on this network` });
+    return undefined;
+  }
+  const defaults = ctx.doc.defaults?.payTo;
+  const candidates = [
+    route.payTo,
+    typeof defaults === "object" ? defaults[family === "svm" ? "solana" : "eip155"] : defaults,
+    family === "evm" ? ctx.fallbacks.payTo : undefined,
+  ];
+  const payTo = candidates.find((c) => c !== undefined && ofFamily(c));
+  if (!payTo) {
+    problems.push({
+      path: `${path}.payTo`,
+      message:
+        family === "svm"
+          ? 'no Solana payTo here, in the route, or in defaults.payTo (a string, or {"solana": …})'
+          : "no EVM payTo here, in the route, in defaults.payTo, or in the PAY_TO var",
+    });
+  }
+  return payTo;
+}
+
 interface ResolvedAsset {
+  family: Family;
   network: string;
-  address: `0x${string}`;
+  address: string;
   decimals: number;
+  /** EVM: the EIP-712 domain. */
   name: string;
   version: string;
+  /** Solana: the mint's program. */
+  tokenProgram: string;
 }
 
 function resolveAsset(
@@ -686,7 +839,18 @@ function resolveAsset(
       });
       return undefined;
     }
-    return { ...named, address: named.address as `0x${string}`, ...named.eip712 };
+    // checkAssets has reported an asset that does not fit its family.
+    const family = familyOf(named.network);
+    if (family === "evm" && !named.eip712) return undefined;
+    return {
+      family,
+      network: named.network,
+      address: named.address,
+      decimals: named.decimals,
+      name: named.eip712?.name ?? "",
+      version: named.eip712?.version ?? "",
+      tokenProgram: TOKEN_PROGRAMS[named.tokenProgram ?? "token"],
+    };
   }
   const network = wantedNetwork ?? doc.defaults?.network ?? fallbacks.network;
   if (!network) {
@@ -700,17 +864,32 @@ function resolveAsset(
   return known;
 }
 
-function defaultStablecoin(network: string) {
+function defaultStablecoin(network: string): ResolvedAsset | undefined {
+  if (familyOf(network) === "svm") {
+    const mint = SOLANA_USDC[network];
+    if (!mint) return undefined;
+    return {
+      family: "svm",
+      network,
+      address: mint,
+      decimals: 6,
+      name: "",
+      version: "",
+      tokenProgram: TOKEN_PROGRAMS.token,
+    };
+  }
   try {
     const info = getDefaultAsset(network as `${string}:${string}`);
     // Only EIP-3009 tokens (no special transfer method) can be paid with the `exact` scheme here.
     if ("assetTransferMethod" in info && info.assetTransferMethod) return undefined;
     return {
+      family: "evm",
       network,
-      address: info.asset as `0x${string}`,
+      address: info.asset,
       decimals: info.decimals,
       name: info.name,
       version: info.version,
+      tokenProgram: "",
     };
   } catch {
     return undefined;

@@ -19,6 +19,7 @@ import {
 } from "../../scripts/setup-plan.ts";
 import { compilePricing, type PricingTable } from "../../src/pricing/document.ts";
 import { account } from "../../stack/accounts.ts";
+import { solanaSigner } from "../../stack/solana.ts";
 import { WRANGLER_BIN } from "../../stack/wrangler-bin.ts";
 import { type CloudflareStandIn, startCloudflareStandIn } from "../support/cloudflare-api-stand-in.ts";
 
@@ -26,7 +27,9 @@ const exec = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, "../..");
 const REPO_TOML = await readFile(join(ROOT, "wrangler.toml"), "utf8");
 const REPO_PRICING = await readFile(join(ROOT, "pricing.json"), "utf8");
-const ANVIL = new Map(Array.from({ length: 20 }, (_, i) => [account(i).address.toLowerCase(), i]));
+const ANVIL = new Map(
+  Array.from({ length: 20 }, (_, i) => [account(i).address.toLowerCase(), `anvil's test account #${i}`]),
+);
 const MERCHANT = "0x1111111111111111111111111111111111111111";
 const PRICING_ID = "5f0a1b2c3d4e5f60718293a4b5c6d7e8";
 const RECEIPTS_ID = "0a9b8c7d6e5f40312233445566778899";
@@ -173,6 +176,20 @@ describe("secrets and what to fix before taking real money", () => {
       const refused = readiness(config, table(mainnetDoc(payTo)), ANVIL).filter((f) => f.level === "refuse");
       expect(refused).toHaveLength(1);
     }
+  });
+
+  it("refuses a Solana mainnet route paying a local Solana key, named as spelled", async () => {
+    const seller = (await solanaSigner("seller")).address;
+    const known = new Map([...ANVIL, [seller, "the local Solana's seller key"]]);
+    const doc = {
+      version: 1,
+      defaults: { network: "eip155:8453", payTo: { eip155: MERCHANT, solana: seller } },
+      routes: [{ id: "sol", match: "GET /sol", price: "$0.001", network: "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp" }],
+    };
+    const refused = readiness(readWorkerConfig(liveToml), table(doc), known).filter((f) => f.level === "refuse");
+    expect(refused.map((f) => f.text)).toEqual([
+      expect.stringContaining(`payTo ${seller} is the local Solana's seller key; its private key is public`),
+    ]);
   });
 
   it("a configuration ready for Base mainnet has nothing to fix", () => {

@@ -38,6 +38,7 @@ beforeAll(async () => {
       origin: await freePort(),
       facilitator: await freePort(),
       chain: await freePort(),
+      solana: await freePort(),
     },
     persistDir: join(dir, "state"),
     confirmationTimeoutMs: 1500,

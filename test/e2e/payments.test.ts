@@ -27,7 +27,7 @@ let stack: Stack;
 let dir: string | undefined;
 let base: string;
 let pricingFile: string;
-let pricing: { routes: { id: string; price: string }[] };
+let pricing: { routes: { id: string; price?: string; accepts?: { price: string }[] }[] };
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "paywall-e2e-"));
@@ -40,6 +40,7 @@ beforeAll(async () => {
       origin: await freePort(),
       facilitator: await freePort(),
       chain: await freePort(),
+      solana: await freePort(),
     },
     pricingFile,
     persistDir: join(dir, "state"),
@@ -288,7 +289,10 @@ describe("live price edit", () => {
   it("serves a price edited in KV without a restart, and charges it", async () => {
     const edited = {
       ...pricing,
-      routes: pricing.routes.map((r) => (r.id === "weather" ? { ...r, price: "$0.002" } : r)),
+      // weather takes USDC on both chains: both options cost the new price.
+      routes: pricing.routes.map((r) =>
+        r.id === "weather" ? { ...r, accepts: r.accepts?.map((a) => ({ ...a, price: "$0.002" })) } : r,
+      ),
     };
     const editedFile = `${pricingFile}.edited`;
     await writeFile(editedFile, JSON.stringify(edited));

@@ -134,7 +134,7 @@ interface Script {
   verify?: Behaviour | Behaviour[];
   settle?: Behaviour | Behaviour[];
   /** What GET /supported lists (default: exact on Base Sepolia, v2 and v1). */
-  supported?: { x402Version: number; scheme: string; network: string }[];
+  supported?: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[];
   /** Require a CDP JWT on every call, checked by the CDP stand-in against this public key (PEM). */
   requireCdp?: { keyId: string; publicKeyPem: string };
 }

@@ -6,7 +6,7 @@
 import { env, exports } from "cloudflare:workers";
 import { type Hex, type PrivateKeyAccount, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
-import type { Requirement } from "../../src/pricing/document.ts";
+import type { EvmRequirement } from "../../src/pricing/document.ts";
 
 export const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 export const BASE_SEPOLIA_USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
@@ -84,7 +84,7 @@ export type Behaviour =
 export async function scriptFacilitator(script: {
   verify?: Behaviour | Behaviour[];
   settle?: Behaviour | Behaviour[];
-  supported?: { x402Version: number; scheme: string; network: string }[];
+  supported?: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[];
   requireCdp?: { keyId: string; publicKeyPem: string };
 }): Promise<void> {
   await fetch(`${facilitatorBase}/__test/script`, { method: "POST", body: JSON.stringify(script) });
@@ -103,7 +103,7 @@ export const settlementSucceeds = (tx = PENDING_TX): Behaviour => ({
   body: { success: true, transaction: tx, network: "eip155:84532" },
 });
 
-export function requirement(overrides: Partial<Requirement> = {}): Requirement {
+export function requirement(overrides: Partial<EvmRequirement> = {}): EvmRequirement {
   return {
     scheme: "exact",
     network: "eip155:84532",
@@ -117,7 +117,7 @@ export function requirement(overrides: Partial<Requirement> = {}): Requirement {
 }
 
 export interface SignOptions {
-  requirement?: Requirement;
+  requirement?: EvmRequirement;
   signer?: PrivateKeyAccount;
   from?: Hex;
   to?: Hex;
@@ -184,7 +184,7 @@ export function encode(value: unknown): string {
 
 /** A v2 `PAYMENT-SIGNATURE` value; `accepted` defaults to the requirement signed for. */
 export async function v2Header(
-  o: SignOptions & { accepted?: Partial<Requirement>; url?: string } = {},
+  o: SignOptions & { accepted?: Partial<EvmRequirement>; url?: string } = {},
 ): Promise<string> {
   const req = o.requirement ?? requirement();
   const payload = await signAuthorization(o);

@@ -8,12 +8,15 @@
 import { concat, type Hex, hashDomain, hashStruct, keccak256 } from "viem";
 import { MIN_VALIDITY_LEFT_SECONDS } from "../../constants.ts";
 import { type Failure, fail } from "../../errors.ts";
-import type { Requirement, RouteRule } from "../../pricing/document.ts";
+import { type EvmRequirement, isEvmRequirement, type Requirement } from "../../pricing/document.ts";
 import { isSignedBy } from "../evm-signature.ts";
+import type { EvmPayment, Selected } from "../payment.ts";
 import { EIP712_DOMAIN_TYPES, eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "./eip3009.ts";
-import type { Payment } from "./payment.ts";
 
-export type Selected = { ok: true; requirement: Requirement } | { ok: false; failure: Failure };
+export type { Selected } from "../payment.ts";
+
+const onNetworkOf = (payment: EvmPayment, accepts: Requirement[]) =>
+  accepts.filter((r): r is EvmRequirement => r.network === payment.network && isEvmRequirement(r));
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
@@ -22,8 +25,8 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
  * token decides the EIP-712 domain the signature is checked against, and the payment's identity.
  * v1 payloads name no asset: the option whose recipient and amount fit, else the first.
  */
-export function findRequirement(payment: Payment, route: RouteRule): Requirement | undefined {
-  const onNetwork = route.accepts.filter((r) => r.network === payment.network);
+export function findRequirement(payment: EvmPayment, accepts: Requirement[]): EvmRequirement | undefined {
+  const onNetwork = onNetworkOf(payment, accepts);
   const accepted = payment.accepted;
   if (accepted) return onNetwork.find((r) => same(r.asset, accepted.asset));
   const { to, value } = payment.authorization;
@@ -31,8 +34,8 @@ export function findRequirement(payment: Payment, route: RouteRule): Requirement
 }
 
 /** Finds the route's requirement this payment is for, and checks it was accepted as offered. */
-export function selectRequirement(payment: Payment, route: RouteRule): Selected {
-  const onNetwork = route.accepts.filter((r) => r.network === payment.network);
+export function selectRequirement(payment: EvmPayment, accepts: Requirement[]): Selected {
+  const onNetwork = onNetworkOf(payment, accepts);
   if (onNetwork.length === 0) {
     return { ok: false, failure: fail("network_mismatch", "This route is not paid on that network.", payment.network) };
   }
@@ -55,14 +58,15 @@ export function selectRequirement(payment: Payment, route: RouteRule): Selected 
   // v1 payloads do not say which asset; the signature's domain decides, so take the option whose
   // recipient and amount fit (a route rarely has two assets on one network).
   const { to, value } = payment.authorization;
-  const requirement = onNetwork.find((r) => same(r.payTo, to) && r.amount === value) ?? (onNetwork[0] as Requirement);
+  const requirement =
+    onNetwork.find((r) => same(r.payTo, to) && r.amount === value) ?? (onNetwork[0] as EvmRequirement);
   return { ok: true, requirement };
 }
 
 /** Recipient, amount and validity window of the signed authorization. */
 export function checkAuthorization(
-  payment: Payment,
-  requirement: Requirement,
+  payment: EvmPayment,
+  requirement: EvmRequirement,
   nowSeconds: number,
 ): Failure | undefined {
   const auth = payment.authorization;
@@ -86,7 +90,7 @@ export function checkAuthorization(
  * domain. Longer signatures come from smart-contract wallets (ERC-1271 / ERC-6492); they can only be
  * checked on chain, so they are left to the facilitator.
  */
-export async function checkSignature(payment: Payment, requirement: Requirement): Promise<Failure | undefined> {
+export async function checkSignature(payment: EvmPayment, requirement: EvmRequirement): Promise<Failure | undefined> {
   if (payment.signature.length !== 2 + 65 * 2) return undefined;
   const auth = payment.authorization;
   let digest: Hex;
@@ -124,7 +128,7 @@ export async function checkSignature(payment: Payment, requirement: Requirement)
 
 /** A token's domain separator; a handful of tokens are ever paid, so each is hashed once. */
 const separators = new Map<string, Hex>();
-function domainSeparator(requirement: Requirement): Hex {
+function domainSeparator(requirement: EvmRequirement): Hex {
   const key = `${requirement.network}|${requirement.asset}|${requirement.extra.name}|${requirement.extra.version}`;
   let separator = separators.get(key);
   if (!separator) {

@@ -3,7 +3,7 @@
  * (https://eips.ethereum.org/EIPS/eip-3009). Pure; shared by the Worker's signature check and by
  * everything that signs test payments.
  */
-import type { Requirement } from "../../pricing/document.ts";
+import type { EvmRequirement } from "../../pricing/document.ts";
 import { chainIdOf } from "../../x402/networks.ts";
 
 export const TRANSFER_WITH_AUTHORIZATION_TYPES = {
@@ -28,7 +28,7 @@ export const EIP712_DOMAIN_TYPES = {
 } as const;
 
 /** The token's EIP-712 domain for a requirement: its name/version, chain and address. */
-export function eip712Domain(requirement: Pick<Requirement, "extra" | "network" | "asset">) {
+export function eip712Domain(requirement: Pick<EvmRequirement, "extra" | "network" | "asset">) {
   return {
     name: requirement.extra.name,
     version: requirement.extra.version,

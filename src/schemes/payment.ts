@@ -1,12 +1,15 @@
 /**
  * Decoding a buyer's payment header into a `Payment`. Pure.
  * Steps, each with its own failure: size cap → base64/JSON → x402 envelope schema (the official
- * `@x402/core` one) → version must fit the header → scheme must be `exact` → EIP-3009 payload schema.
+ * `@x402/core` one) → version must fit the header → scheme must be `exact` → the payload of the
+ * network's family: an EIP-3009 authorization (EVM) or a partly signed transaction (Solana).
  */
 import { PaymentPayloadV1Schema, PaymentPayloadV2Schema, z } from "@x402/core/schemas";
-import { type Failure, fail } from "../../errors.ts";
-import { decodeHeaderJson } from "../../x402/codec.ts";
-import { fromV1Network } from "../../x402/networks.ts";
+import { type Failure, fail } from "../errors.ts";
+import type { Requirement } from "../pricing/document.ts";
+import { decodeHeaderJson } from "../x402/codec.ts";
+import { familyOf, fromV1Network } from "../x402/networks.ts";
+import { decodeTransaction, MAX_TRANSACTION_BYTES, type SolanaTransaction } from "./exact-svm/transaction.ts";
 
 export type Hex = `0x${string}`;
 
@@ -19,18 +22,29 @@ export interface Authorization {
   nonce: Hex;
 }
 
-export interface Payment {
+interface PaymentBase {
   version: 1 | 2;
   scheme: "exact";
   /** CAIP-2, also for v1 payloads. */
   network: string;
   /** v2 only: the requirement the buyer says it accepted. */
   accepted?: { scheme: string; network: string; amount: string; asset: string; payTo: string };
-  authorization: Authorization;
-  signature: Hex;
   /** The decoded JSON exactly as sent, forwarded to the facilitator untouched. */
   raw: Record<string, unknown>;
 }
+
+export interface EvmPayment extends PaymentBase {
+  family: "evm";
+  authorization: Authorization;
+  signature: Hex;
+}
+
+export interface SvmPayment extends PaymentBase {
+  family: "svm";
+  transaction: SolanaTransaction;
+}
+
+export type Payment = EvmPayment | SvmPayment;
 
 const Address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 20-byte hex address");
 const Uint = z.string().regex(/^(0|[1-9][0-9]{0,77})$/, "must be a decimal integer string");
@@ -46,6 +60,17 @@ const ExactEvmPayloadSchema = z.object({
     nonce: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be 32 hex bytes"),
   }),
 });
+
+// A transaction's wire bytes in base64, at most one packet.
+const ExactSvmPayloadSchema = z.object({
+  transaction: z
+    .string()
+    .max(Math.ceil(MAX_TRANSACTION_BYTES / 3) * 4, "must be at most one packet (1232 bytes) of transaction")
+    .regex(/^[A-Za-z0-9+/]*={0,2}$/, "must be base64"),
+});
+
+/** Which of a route's requirements a payment is for, or why none. */
+export type Selected = { ok: true; requirement: Requirement } | { ok: false; failure: Failure };
 
 export type PaymentResult = { ok: true; payment: Payment } | { ok: false; failure: Failure };
 
@@ -98,21 +123,40 @@ export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentRe
     inner = envelope.data.payload;
   }
   if (scheme !== "exact") return no(fail("scheme_mismatch", 'Only the "exact" scheme is accepted.', scheme));
+  const base = { version: expectedVersion, scheme: "exact" as const, network, ...(accepted ? { accepted } : {}), raw };
 
+  if (familyOf(network) === "svm") {
+    const svm = ExactSvmPayloadSchema.safeParse(inner);
+    if (!svm.success) return no(schemaFailure(svm.error, "payload"));
+    const bytes = base64Bytes(svm.data.transaction);
+    const decodedTx = bytes ? decodeTransaction(bytes) : { ok: false as const, problem: "not base64" };
+    if (!decodedTx.ok) {
+      return no(fail("payment_header_malformed", "The payment's transaction cannot be read.", decodedTx.problem));
+    }
+    return { ok: true, payment: { ...base, family: "svm", transaction: decodedTx.tx } };
+  }
   const exact = ExactEvmPayloadSchema.safeParse(inner);
   if (!exact.success) return no(schemaFailure(exact.error, "payload"));
   return {
     ok: true,
     payment: {
-      version: expectedVersion,
-      scheme: "exact",
-      network,
-      ...(accepted ? { accepted } : {}),
+      ...base,
+      family: "evm",
       authorization: exact.data.authorization as Authorization,
       signature: exact.data.signature as Hex,
-      raw,
     },
   };
+}
+
+function base64Bytes(text: string): Uint8Array | undefined {
+  try {
+    const binary = atob(text);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  } catch {
+    return undefined;
+  }
 }
 
 function schemaFailure(error: z.ZodError, prefix?: string): Failure {

@@ -1,0 +1,83 @@
+/**
+ * The seam between the request path and each scheme's code: `paywall.ts` reads a payment the same
+ * way whatever it pays with, and each family's `exact` (EVM: an EIP-3009 authorization; Solana: a
+ * partly signed transfer) answers these questions its own way, in its own folder.
+ */
+import type { Failure } from "../errors.ts";
+import {
+  type EvmRequirement,
+  isSvmRequirement,
+  type PricingTable,
+  type Requirement,
+  type SvmRequirement,
+} from "../pricing/document.ts";
+import { checkAuthorization, checkSignature, findRequirement, selectRequirement } from "./exact-evm/checks.ts";
+import { exactEvmIdentity } from "./exact-evm/identity.ts";
+import { checkSignatures, exactSvmIdentity } from "./exact-svm/checks.ts";
+import { findSvmRequirement, selectSvmRequirement, svmPayer, svmTerms } from "./exact-svm/scheme.ts";
+import type { EvmPayment, Payment, Selected, SvmPayment } from "./payment.ts";
+
+export interface Fit {
+  nowSeconds: number;
+  mints: PricingTable["mints"];
+}
+
+export interface Scheme<P extends Payment> {
+  /** The requirement in the payment's asset on its network, whatever its price: it decides what the signature is checked under. */
+  find(payment: P, accepts: Requirement[]): Requirement | undefined;
+  /** The requirement the payment is for, accepted as offered — or why not. */
+  select(payment: P, accepts: Requirement[]): Selected;
+  /** The payment's own terms against that requirement: recipient, amount, validity, layout. */
+  terms(payment: P, requirement: Requirement, fit: Fit): Promise<Failure | undefined>;
+  /** Requirements with one key check a signature the same way: it is checked once per key. */
+  signatureKey(requirement: Requirement): string;
+  signature(payment: P, requirement: Requirement): Promise<Failure | undefined>;
+  /** What the chain refuses to execute twice: one payment, however it is spelled or re-signed. */
+  identity(payment: P, requirement: Requirement): Promise<string>;
+  /** Who pays, as the payment says (the facilitator's answer, when it names one, wins). */
+  payer(payment: P): string;
+  /** Until when (unix seconds, decimal) the payment could be presented again. */
+  validBefore(payment: P, nowSeconds: number): string;
+  /** Fit failures a payment settled under older terms, or a while ago, would show. */
+  maybeSettled: ReadonlySet<string>;
+}
+
+const exactEvm: Scheme<EvmPayment> = {
+  find: (payment, accepts) => findRequirement(payment, accepts),
+  select: (payment, accepts) => selectRequirement(payment, accepts),
+  terms: async (payment, requirement, fit) =>
+    checkAuthorization(payment, requirement as EvmRequirement, fit.nowSeconds),
+  signatureKey: (r) => {
+    const { name, version } = (r as EvmRequirement).extra;
+    return `${r.network}|${r.asset}|${name}|${version}`;
+  },
+  signature: (payment, requirement) => checkSignature(payment, requirement as EvmRequirement),
+  identity: async (payment, requirement) => exactEvmIdentity(payment, requirement),
+  payer: (payment) => payment.authorization.from,
+  validBefore: (payment) => payment.authorization.validBefore,
+  maybeSettled: new Set(["amount_mismatch", "pay_to_mismatch", "payment_expired"]),
+};
+
+/**
+ * A Solana transaction carries no expiry of its own: its blockhash is valid for 150 slots (about a
+ * minute). Past this many seconds from first sight it can no longer land, so nothing need be kept
+ * for it longer (the ledger adds its own grace).
+ */
+const SOLANA_VALIDITY_SECONDS = 180;
+
+const exactSvm: Scheme<SvmPayment> = {
+  find: (payment, accepts) => findSvmRequirement(payment, accepts),
+  select: (payment, accepts) => selectSvmRequirement(payment, accepts),
+  terms: (payment, requirement, fit) => svmTerms(payment, requirement as SvmRequirement, fit.mints),
+  // Ed25519 signatures cover the message alone: every requirement checks them the same way.
+  signatureKey: (r) => (isSvmRequirement(r) ? r.network : ""),
+  signature: (payment) => checkSignatures(payment.transaction),
+  identity: (payment) => exactSvmIdentity(payment.transaction, payment.network),
+  payer: (payment) => svmPayer(payment.transaction),
+  validBefore: (_payment, nowSeconds) => String(nowSeconds + SOLANA_VALIDITY_SECONDS),
+  maybeSettled: new Set(["amount_mismatch", "pay_to_mismatch", "fee_payer_mismatch"]),
+};
+
+export function schemeOf(payment: Payment): Scheme<Payment> {
+  return (payment.family === "svm" ? exactSvm : exactEvm) as Scheme<Payment>;
+}
