@@ -45,9 +45,14 @@ interface Member {
   lastSuccessAtMs: number | undefined;
   supported:
     | { state: "unknown" }
-    | { state: "known"; checkedAtMs: number; kinds: Set<string>; feePayers: Map<string, string> }
+    | { state: "known"; checkedAtMs: number; kinds: Set<string> }
     | { state: "failed"; checkedAtMs: number; reason: string };
   reading: Promise<void> | undefined;
+  /**
+   * Solana fee payers by network from the last `/supported` that answered: kept through a failed
+   * re-read, so a blip does not take Solana options out of every 402 for a minute.
+   */
+  feePayers: Map<string, string>;
 }
 
 export type Verified = { ok: true; reply: VerifyReply; via: string } | { ok: false; failure: Failure };
@@ -86,6 +91,7 @@ export class FacilitatorPool {
       lastSuccessAtMs: undefined,
       supported: { state: "unknown" },
       reading: undefined,
+      feePayers: new Map(),
     }));
   }
 
@@ -95,8 +101,7 @@ export class FacilitatorPool {
    */
   async verify(request: FacilitatorRequest, network: string, scheme: string, feePayer?: string): Promise<Verified> {
     const candidates = this.candidates(network, scheme, request.x402Version).filter(
-      (m) =>
-        feePayer === undefined || (m.supported.state === "known" && m.supported.feePayers.get(network) === feePayer),
+      (m) => feePayer === undefined || m.feePayers.get(network) === feePayer,
     );
     if (candidates.length === 0) {
       return {
@@ -168,9 +173,9 @@ export class FacilitatorPool {
               state: "known",
               checkedAtMs,
               kinds: new Set(result.reply.kinds.map((k) => kindKey(k.x402Version, k.scheme, k.network))),
-              feePayers: feePayersOf(result.reply.kinds),
             }
           : { state: "failed", checkedAtMs, reason: describe(result.failure) };
+        if (result.ok) member.feePayers = feePayersOf(result.reply.kinds);
         member.reading = undefined;
       });
     }
@@ -187,7 +192,7 @@ export class FacilitatorPool {
   async feePayer(network: string): Promise<{ feePayer: string; via: string } | undefined> {
     const find = () => {
       for (const member of this.candidates(network, "exact", 2)) {
-        const feePayer = member.supported.state === "known" ? member.supported.feePayers.get(network) : undefined;
+        const feePayer = member.feePayers.get(network);
         if (feePayer) return { feePayer, via: member.config.name };
       }
       return undefined;

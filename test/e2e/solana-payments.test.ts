@@ -143,7 +143,7 @@ describe("Solana buyers pay", () => {
 });
 
 describe("exactly once, and never charged for nothing", () => {
-  it("replayed: the same answer for the same payment, no second transfer", async () => {
+  it("replayed: the same answer for the same request, payment_already_used for another, one transfer", async () => {
     const url = `${base}/api/weather/hanoi`;
     const header = await solanaHeader(url);
     const buyer0 = await usdcOf(buyer);
@@ -157,6 +157,12 @@ describe("exactly once, and never charged for nothing", () => {
     expect(again.headers.get("PAYMENT-RESPONSE")).toBe(first.headers.get("PAYMENT-RESPONSE"));
     expect(calls("/settle")).toBe(settles);
     expect(originCalls("/api/weather/hanoi")).toBe(1);
+    // The same payment for another request: already used, nothing forwarded, nothing charged.
+    const elsewhere = await fetch(`${base}/api/weather/hue`, { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(elsewhere.status).toBe(402);
+    expect(((await elsewhere.json()) as { error: string }).error).toBe("payment_already_used");
+    expect(originCalls("/api/weather/hue")).toBe(0);
+    expect(calls("/settle")).toBe(settles);
     expect(await usdcOf(buyer)).toBe(buyer0 - 1000n);
   });
 

@@ -133,8 +133,8 @@ type Behaviour =
 interface Script {
   verify?: Behaviour | Behaviour[];
   settle?: Behaviour | Behaviour[];
-  /** What GET /supported lists (default: exact on Base Sepolia, v2 and v1). */
-  supported?: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[];
+  /** What GET /supported lists (default: exact on Base Sepolia, v2 and v1), or "fail" for a 500. */
+  supported?: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[] | "fail";
   /** Require a CDP JWT on every call, checked by the CDP stand-in against this public key (PEM). */
   requireCdp?: { keyId: string; publicKeyPem: string };
 }
@@ -170,6 +170,7 @@ export async function startFacilitator(): Promise<{ port: number; close: () => P
       if (refusal) return json(res, 401, { errorType: "unauthorized", errorMessage: refusal });
     }
     if (req.url === "/supported") {
+      if (script.supported === "fail") return json(res, 500, { error: "scripted failure" });
       return json(res, 200, { kinds: script.supported ?? DEFAULT_SUPPORTED, extensions: [], signers: {} });
     }
     const request = JSON.parse(body || "{}");

@@ -84,7 +84,7 @@ export type Behaviour =
 export async function scriptFacilitator(script: {
   verify?: Behaviour | Behaviour[];
   settle?: Behaviour | Behaviour[];
-  supported?: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[];
+  supported?: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[] | "fail";
   requireCdp?: { keyId: string; publicKeyPem: string };
 }): Promise<void> {
   await fetch(`${facilitatorBase}/__test/script`, { method: "POST", body: JSON.stringify(script) });

@@ -49,9 +49,9 @@ beforeEach(async () => {
 });
 
 /** A fresh app: its facilitator pool has read no `/supported` yet. */
-function app() {
-  const worker = createApp();
-  const vars = { ...env, FACILITATOR_URL: FACILITATOR_A } as never;
+function app(nowMs?: () => number, extra: Record<string, string> = {}) {
+  const worker = createApp(nowMs ? { nowMs } : {});
+  const vars = { ...env, FACILITATOR_URL: FACILITATOR_A, ...extra } as never;
   return (path: string) => worker.fetch(new Request(`https://paywall.example${path}`), vars, testCtx);
 }
 
@@ -107,5 +107,33 @@ describe("Solana options and the facilitator's fee payer", () => {
     const only = await get("/sol/only");
     expect(only.status).toBe(503);
     expect(await only.json()).toMatchObject({ error: "fee_payer_unknown" });
+  });
+
+  it("keeps offering a fee payer learnt before when a later /supported read fails (frozen clock)", async () => {
+    await scriptFacilitator({ supported: WITH_SOLANA });
+    let now = Date.now();
+    const get = app(() => now);
+    expect(offered(await get("/sol/only")).accepts[0]?.extra).toEqual({ feePayer: FEE_PAYER });
+    // Eleven minutes on, the re-read answers 500: the last fee payer told still stands.
+    await scriptFacilitator({ supported: "fail" });
+    now += 11 * 60_000;
+    expect(offered(await get("/sol/only")).accepts[0]?.extra).toEqual({ feePayer: FEE_PAYER });
+    await new Promise((r) => setTimeout(r, 50)); // the re-read runs in the background
+    const again = await get("/sol/only");
+    expect(again.status).toBe(402);
+    expect(offered(again).accepts[0]?.extra).toEqual({ feePayer: FEE_PAYER });
+    expect((await facilitatorLog()).map((c) => c.url)).toEqual(["/supported", "/supported"]);
+  });
+
+  it("offers a fee payer learnt later at the same URL: Solana routes skip the unpaid-402 shortcut", async () => {
+    await scriptFacilitator({ supported: [{ x402Version: 2, scheme: "exact", network: "eip155:84532" }] });
+    let now = Date.now();
+    // Prices cached for an hour: the unpaid-402 shortcut (keyed on URL and pricing version) is live.
+    const get = app(() => now, { PRICING_CACHE_SECONDS: "3600" });
+    expect(offered(await get("/sol/mixed")).accepts.map((a) => a.network)).toEqual(["eip155:84532"]);
+    await scriptFacilitator({ supported: WITH_SOLANA });
+    now += 11 * 60_000; // /supported is read again after 10 minutes
+    const later = await get("/sol/mixed");
+    expect(offered(later).accepts.map((a) => a.network)).toEqual(["eip155:84532", SOLANA_DEVNET]);
   });
 });
