@@ -22,6 +22,7 @@
  *   --baseline REF (kv-only-receipts; "none" to skip) --copies N (20) --no-write --profile
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { cpus, totalmem, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -96,6 +97,17 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 async function main() {
   const work = await mkdtemp(join(tmpdir(), "paywall-bench-"));
+  const children: ChildProcess[] = [];
+  const stopAll = () => {
+    for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
+  };
+  // A run that fails half way, or is interrupted, still leaves no process and no build or
+  // workerd state behind.
+  process.on("exit", () => {
+    stopAll();
+    rmSync(work, { recursive: true, force: true });
+  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
   log("building (c) this paywall and (b) the reference Worker with wrangler…");
   const paywallBundle = await buildWorker(join(work, "c"));
   const referenceBundle = await buildWorker(join(work, "b"), ["--config", "bench/workers/reference.wrangler.toml"]);
@@ -121,13 +133,6 @@ async function main() {
     dAccess: await freePort(),
     e: await freePort(),
   };
-  const children: ChildProcess[] = [];
-  const stopAll = () => {
-    for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
-  };
-  process.on("exit", stopAll);
-  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
-
   const servers = spawn(
     process.execPath,
     [join(ROOT, "bench/servers.ts"), String(ports.origin), String(ports.facilitator), String(ports.kv), join(ROOT, "bench/pricing.json")],
