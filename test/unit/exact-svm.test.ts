@@ -395,6 +395,25 @@ describe("checkTransaction", () => {
 });
 
 describe("checkSignatures and the identity", () => {
+  it("refuses every change to what the buyer signed, or to the buyer's signature", async () => {
+    const bytes = await officialPayment();
+    const messageStart = 1 + 64 * 2;
+    await fc.assert(
+      fc.asyncProperty(fc.nat(bytes.length - 65 - 1), fc.integer({ min: 1, max: 255 }), async (i, flip) => {
+        // Anywhere after the fee payer's (unsigned) slot: the buyer's signature or the message.
+        const at = 65 + i;
+        const copy = bytes.slice();
+        copy[at] = (copy[at] as number) ^ flip;
+        const decoded = decodeTransaction(copy);
+        if (!decoded.ok) return; // refused as malformed before any check
+        const layout = await checkTransaction(decoded.tx, terms);
+        const signatures = await checkSignatures(decoded.tx);
+        expect(layout.ok && signatures === undefined, `byte ${at} (message from ${messageStart})`).toBe(false);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
   it("verifies the buyer's signature and refuses a changed signature or message", async () => {
     const bytes = await officialPayment();
     expect(await checkSignatures(decoded(bytes))).toBeUndefined();
