@@ -18,7 +18,7 @@ import { readFile } from "node:fs/promises";
 import { FRAMEWORKS, FREE_ROUTES, PRICED_ROUTES, startFrameworks } from "../support/frameworks.ts";
 import { rawRequest } from "../support/raw-http.ts";
 import { buildWorker, serveWorker } from "../support/workerd.ts";
-import { basePayments, fuzzPath, mutateHeader, PAY_TO, prng } from "./generators.ts";
+import { basePayments, fuzzPath, mutateHeader, PAY_TO, prng, solanaBasePayments } from "./generators.ts";
 import { startStandIns } from "./stand-ins.ts";
 
 export interface FuzzOptions {
@@ -42,6 +42,8 @@ export interface FuzzReport {
   headerKinds: Record<string, number>;
   paidAtOrigin: number;
   settled: number;
+  /** Of `settled`, the Solana ones (by the official facilitator, on the local Solana). */
+  settledSolana: number;
   freeAtOrigin: number;
   slowestMs: number;
   p99Ms: number;
@@ -53,14 +55,20 @@ export interface FuzzReport {
   violations: string[];
 }
 
-const PRICING = {
+/** Every priced route takes USDC on Base Sepolia (the viem stand-in) and on Solana devnet (the official facilitator). */
+const pricing = (solanaPayTo: string) => ({
   version: 1,
-  defaults: { network: "eip155:84532", payTo: PAY_TO, unmatched: "free" },
+  defaults: { network: "eip155:84532", payTo: { eip155: PAY_TO, solana: solanaPayTo }, unmatched: "free" },
   routes: [
-    ...PRICED_ROUTES.map((r) => ({ id: r.id, match: r.match, price: "$0.001", description: r.id })),
+    ...PRICED_ROUTES.map((r) => ({
+      id: r.id,
+      match: r.match,
+      accepts: [{ price: "$0.001" }, { price: "$0.001", network: "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1" }],
+      description: r.id,
+    })),
     ...FREE_ROUTES.map((r) => ({ id: r.id, match: r.match, price: "free" })),
   ],
-};
+});
 const PRICED = new Set(PRICED_ROUTES.map((r) => r.id));
 
 async function rss(pid: number): Promise<number> {
@@ -83,7 +91,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
   const worker = await serveWorker(
     await buildWorker(),
     { ORIGIN_URL: standIns.originUrl, FACILITATOR_URL: standIns.facilitatorUrl, PRICING_CACHE_SECONDS: "3600" },
-    { pricing: JSON.stringify(PRICING), inspector: true },
+    { pricing: JSON.stringify(pricing(standIns.solana.payTo)), inspector: true },
   );
   const heap = async () => ((await worker.heapUsed?.()) ?? 0) as number;
   const report: FuzzReport = {
@@ -94,6 +102,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     headerKinds: {},
     paidAtOrigin: 0,
     settled: 0,
+    settledSolana: 0,
     freeAtOrigin: 0,
     slowestMs: 0,
     p99Ms: 0,
@@ -101,7 +110,15 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     violations: [],
   };
   try {
-    const bases = await basePayments(rng, Math.max(8, Math.min(200, Math.ceil(options.headers / 25))));
+    const baseCount = Math.max(8, Math.min(200, Math.ceil(options.headers / 25)));
+    const bases = [
+      ...(await basePayments(rng, baseCount)),
+      ...(await solanaBasePayments(Math.ceil(baseCount / 3), {
+        rpcUrl: standIns.solana.rpc.url,
+        payTo: standIns.solana.payTo,
+        feePayer: standIns.solana.feePayer,
+      })),
+    ];
     const paid = PRICED_ROUTES.filter((r) => r.method !== "*");
     const known = [...PRICED_ROUTES.flatMap((r) => r.examples), "/health", "/public/app.js", "/api/weather"];
     type Job = { method: string; path: string; headers: Record<string, string>; label: string };
@@ -186,6 +203,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     const paidAtOrigin = standIns.originLog.filter((r) => r.route !== undefined);
     report.paidAtOrigin = paidAtOrigin.length;
     report.settled = standIns.settled.size;
+    report.settledSolana = [...standIns.settled].filter((k) => k.startsWith("svm:")).length;
     if (paidAtOrigin.length !== standIns.settled.size) {
       report.violations.push(
         `origin ran paid work ${paidAtOrigin.length} times for ${standIns.settled.size} settlements`,

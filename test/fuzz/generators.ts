@@ -1,9 +1,15 @@
 /**
  * Seeded, reproducible inputs for the fuzzer: the same seed gives the same payment headers and
- * paths on every machine. Pure apart from the signing of base payments (viem, deterministic keys).
+ * paths on every machine. Pure apart from the signing of base payments (viem, deterministic keys;
+ * the Solana ones by the official client, which puts a random nonce in each transaction's memo,
+ * so their bytes differ between runs while the mutations chosen do not).
  */
+import { x402Client } from "@x402/core/client";
+import { ExactSvmScheme } from "@x402/svm/exact/client";
 import { type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
+import { createPaymentHeader } from "x402/client";
+import { SOLANA_DEVNET, SOLANA_DEVNET_V1, SOLANA_USDC, solanaSigner } from "../../stack/solana.ts";
 import { spellingsOf } from "../support/path-corpus.ts";
 
 /** mulberry32: a tiny, well-mixed 32-bit PRNG; enough to pick mutations reproducibly. */
@@ -39,6 +45,54 @@ export interface BasePayment {
   version: 1 | 2;
   /** The decoded JSON of a validly signed payment for REQUIREMENT. */
   json: Record<string, any>;
+}
+
+/** What the fuzzed routes offer on Solana (the Worker adds the stand-in's fee payer). */
+export function solanaRequirement(payTo: string, feePayer: string) {
+  return {
+    scheme: "exact",
+    network: SOLANA_DEVNET,
+    amount: "1000",
+    asset: SOLANA_USDC as string,
+    payTo,
+    maxTimeoutSeconds: 60,
+    extra: { feePayer },
+  };
+}
+
+/** Solana payments (v2 and v1) by the official clients, for `solanaRequirement`. */
+export async function solanaBasePayments(
+  count: number,
+  solana: { rpcUrl: string; payTo: string; feePayer: string },
+): Promise<BasePayment[]> {
+  const buyer = await solanaSigner("buyer");
+  const requirement = solanaRequirement(solana.payTo, solana.feePayer);
+  const client = new x402Client().register(SOLANA_DEVNET, new ExactSvmScheme(buyer, { rpcUrl: solana.rpcUrl }));
+  const out: BasePayment[] = [];
+  for (let i = 0; i < count; i++) {
+    if (i % 3 === 2) {
+      const v1 = {
+        ...requirement,
+        network: SOLANA_DEVNET_V1,
+        maxAmountRequired: requirement.amount,
+        resource: "https://paywall.example/api/weather/paris",
+        description: "",
+        mimeType: "",
+      };
+      const header = await createPaymentHeader(buyer as never, 1, v1 as never, {
+        svmConfig: { rpcUrl: solana.rpcUrl },
+      });
+      out.push({ version: 1, json: JSON.parse(Buffer.from(header, "base64").toString("utf8")) });
+    } else {
+      const payload = await client.createPaymentPayload({
+        x402Version: 2,
+        resource: { url: "https://paywall.example/api/weather/paris", description: "", mimeType: "" },
+        accepts: [requirement as never],
+      });
+      out.push({ version: 2, json: payload as unknown as Record<string, any> });
+    }
+  }
+  return out;
 }
 
 /** Validly signed payments (v1 and v2) from a few keys derived from the seed. */
@@ -141,6 +195,29 @@ function randomValue(rng: Rng): unknown {
 }
 
 /** Edits a signature does not cover: the payment still verifies, but may no longer fit the route. */
+/** Edits of what a Solana transaction does not sign: the envelope around it. */
+const SOLANA_EDITS: ((json: any, rng: Rng) => any)[] = [
+  (j) => ({ ...j, accepted: j.accepted && { ...j.accepted, amount: "1" } }),
+  (j) => ({ ...j, accepted: j.accepted && { ...j.accepted, payTo: "8SFqwqnq4whPhs8icwHA2hQg3hUoN1qrCLK1SBx3WKwe" } }),
+  (j) => ({
+    ...j,
+    accepted: j.accepted && { ...j.accepted, extra: { feePayer: "8SFqwqnq4whPhs8icwHA2hQg3hUoN1qrCLK1SBx3WKwe" } },
+  }),
+  (j) => ({ ...j, accepted: j.accepted && { ...j.accepted, network: "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp" } }),
+  (j) => ({ ...j, accepted: j.accepted && { ...j.accepted, asset: "EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v" } }),
+  (j) => ({ ...j, network: j.network === undefined ? undefined : "solana" }),
+  (j) => ({ ...j, x402Version: j.x402Version === 2 ? 1 : 2 }),
+  (j) => ({ ...j, resource: { url: "https://evil.example/" } }),
+  (j) => ({ ...j, payload: { ...j.payload, extra: "unsigned" } }),
+  (j, rng) => {
+    // One byte of the transaction flipped: the buyer's signature, the message, or the fee payer's slot.
+    const bytes = Buffer.from(String(j.payload.transaction), "base64");
+    const at = rng.int(bytes.length);
+    bytes[at] = (bytes[at] as number) ^ (1 + rng.int(255));
+    return { ...j, payload: { ...j.payload, transaction: bytes.toString("base64") } };
+  },
+];
+
 const UNSIGNED_EDITS: ((json: any, rng: Rng) => any)[] = [
   (j) => ({ ...j, accepted: j.accepted && { ...j.accepted, amount: "1" } }),
   (j) => ({ ...j, accepted: j.accepted && { ...j.accepted, payTo: "0x0000000000000000000000000000000000000001" } }),
@@ -179,6 +256,7 @@ export function mutateHeader(rng: Rng, base: BasePayment): { name: string; value
       : rng.pick(["PAYMENT-SIGNATURE", "X-PAYMENT"]);
   const text = JSON.stringify(base.json);
   const encoded = b64(text);
+  const edits = typeof base.json.payload?.transaction === "string" ? SOLANA_EDITS : UNSIGNED_EDITS;
   const kinds: [string, () => string][] = [
     ["unchanged", () => encoded],
     [
@@ -246,8 +324,8 @@ export function mutateHeader(rng: Rng, base: BasePayment): { name: string; value
           : b64(`${text.slice(0, at)}${key}:${JSON.stringify(randomValue(rng))},${text.slice(at)}`);
       },
     ],
-    ["unsigned field edited", () => b64(JSON.stringify(rng.pick(UNSIGNED_EDITS)(base.json, rng)))],
-    ["two edits", () => b64(JSON.stringify(rng.pick(UNSIGNED_EDITS)(rng.pick(UNSIGNED_EDITS)(base.json, rng), rng)))],
+    ["unsigned field edited", () => b64(JSON.stringify(rng.pick(edits)(base.json, rng)))],
+    ["two edits", () => b64(JSON.stringify(rng.pick(edits)(rng.pick(edits)(base.json, rng), rng)))],
   ];
   const [kind, make] = rng.pick(kinds);
   return { name, value: make(), kind };

@@ -12,6 +12,7 @@ it("keeps every invariant for 10,000 mutated payment headers and 10,000 paths (s
   expect(report.sent).toBe(20_000);
   // Not vacuous: valid payments got through, and so did junk of every kind to its refusal.
   expect(report.settled).toBeGreaterThan(10);
+  expect(report.settledSolana).toBeGreaterThan(2);
   expect(report.paidAtOrigin).toBe(report.settled);
   expect(report.freeAtOrigin).toBeGreaterThan(100);
   expect(Object.keys(report.headerKinds).length).toBeGreaterThan(15);
