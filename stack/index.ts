@@ -9,7 +9,7 @@ import { type Chain, setUpChain, startChain } from "./chain.ts";
 import { type FacilitatorServer, startFacilitator } from "./facilitator.ts";
 import { type OriginServer, startOrigin } from "./origin.ts";
 import { type SolanaRpcServer, solanaSigner, startSolanaRpc } from "./solana.ts";
-import { assertPortsFree } from "./ports.ts";
+import { assertPortsFree, freePort } from "./ports.ts";
 import { ROOT, startWorker, type WorkerProcess } from "./worker.ts";
 
 export interface StackPorts {
@@ -22,6 +22,17 @@ export interface StackPorts {
 }
 
 export const DEFAULT_PORTS: StackPorts = { worker: 8787, origin: 8788, facilitator: 8789, chain: 8545, solana: 8899 };
+
+/** A free port for every process of the stack (for tests, which run beside a dev stack). */
+export async function freeStackPorts(): Promise<StackPorts> {
+  return {
+    worker: await freePort(),
+    origin: await freePort(),
+    facilitator: await freePort(),
+    chain: await freePort(),
+    solana: await freePort(),
+  };
+}
 
 /** What the stack funds on the local Solana: the buyer's USDC and SOL, the fee payer's SOL. */
 export const SOLANA_FUNDING = { buyerUsdc: 100_000_000n, buyerSol: 1n, feePayerSol: 10n } as const;

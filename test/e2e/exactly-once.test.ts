@@ -22,8 +22,7 @@ import { createTestClient, http } from "viem";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { account, ROLE } from "../../stack/accounts.ts";
 import { localChain, usdcBalance } from "../../stack/chain.ts";
-import { type Stack, startStack } from "../../stack/index.ts";
-import { freePort } from "../../stack/ports.ts";
+import { freeStackPorts, type Stack, startStack } from "../../stack/index.ts";
 
 const merchant = account(ROLE.merchant).address;
 let stack: Stack;
@@ -33,13 +32,7 @@ let base: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "paywall-e2e-once-"));
   stack = await startStack({
-    ports: {
-      worker: await freePort(),
-      origin: await freePort(),
-      facilitator: await freePort(),
-      chain: await freePort(),
-      solana: await freePort(),
-    },
+    ports: await freeStackPorts(),
     persistDir: join(dir, "state"),
     confirmationTimeoutMs: 1500,
     workerVars: { SETTLE_BUDGET_MS: "4000" },

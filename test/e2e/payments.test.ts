@@ -16,8 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wrapFetchWithPayment as wrapFetchWithPaymentV1 } from "x402-fetch";
 import { account, EXTRA_BUYERS, NETWORK, ROLE, USDC_ADDRESS } from "../../stack/accounts.ts";
 import { localChain, USDC_ABI, usdcBalance } from "../../stack/chain.ts";
-import { type Stack, startStack } from "../../stack/index.ts";
-import { freePort } from "../../stack/ports.ts";
+import { freeStackPorts, type Stack, startStack } from "../../stack/index.ts";
 import { eventually } from "../support/poll.ts";
 
 const PRICING_CACHE_SECONDS = 2;
@@ -35,13 +34,7 @@ beforeAll(async () => {
   pricingFile = join(dir, "pricing.json");
   await writeFile(pricingFile, JSON.stringify(pricing));
   stack = await startStack({
-    ports: {
-      worker: await freePort(),
-      origin: await freePort(),
-      facilitator: await freePort(),
-      chain: await freePort(),
-      solana: await freePort(),
-    },
+    ports: await freeStackPorts(),
     pricingFile,
     persistDir: join(dir, "state"),
     pricingCacheSeconds: PRICING_CACHE_SECONDS,

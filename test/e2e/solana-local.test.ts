@@ -12,11 +12,9 @@ import {
   type KeyPairSigner,
 } from "@solana/kit";
 import { TOKEN_PROGRAM_ADDRESS } from "@solana-program/token";
-import { x402Client } from "@x402/core/client";
 import { x402Facilitator } from "@x402/core/facilitator";
 import type { PaymentPayload, PaymentRequirements } from "@x402/core/types";
 import { toFacilitatorSvmSigner } from "@x402/svm";
-import { ExactSvmScheme } from "@x402/svm/exact/client";
 import { registerExactSvmScheme } from "@x402/svm/exact/facilitator";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPaymentHeader } from "x402/client";
@@ -28,6 +26,7 @@ import {
   solanaSigner,
   startSolanaRpc,
 } from "../../stack/solana.ts";
+import { officialSolanaPayment } from "../support/solana.ts";
 
 let rpc: SolanaRpcServer;
 let buyer: KeyPairSigner;
@@ -74,15 +73,8 @@ const requirements = (amount: string): PaymentRequirements => ({
 });
 
 async function payV2(amount: string, from = buyer): Promise<{ payload: PaymentPayload; req: PaymentRequirements }> {
-  const client = new x402Client();
-  client.register(SOLANA_DEVNET, new ExactSvmScheme(from, { rpcUrl: rpc.url }));
   const req = requirements(amount);
-  const payload = await client.createPaymentPayload({
-    x402Version: 2,
-    resource: { url: "https://paywall.example/api/sol", description: "", mimeType: "" },
-    accepts: [req],
-  });
-  return { payload, req };
+  return { payload: await officialSolanaPayment(from, rpc.url, req), req };
 }
 
 /** The official client's payment, co-signed by the fee payer as the facilitator would. */

@@ -18,8 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { wrapFetchWithPayment as wrapFetchWithPaymentV1 } from "x402-fetch";
 import { account, ROLE } from "../../stack/accounts.ts";
 import { usdcBalance } from "../../stack/chain.ts";
-import { type Stack, startStack } from "../../stack/index.ts";
-import { freePort } from "../../stack/ports.ts";
+import { freeStackPorts, type Stack, startStack } from "../../stack/index.ts";
 import { SOLANA_DEVNET, solanaSigner } from "../../stack/solana.ts";
 
 let stack: Stack;
@@ -42,13 +41,7 @@ beforeAll(async () => {
   const pricingFile = join(dir, "pricing.json");
   await writeFile(pricingFile, JSON.stringify(pricing));
   stack = await startStack({
-    ports: {
-      worker: await freePort(),
-      origin: await freePort(),
-      facilitator: await freePort(),
-      chain: await freePort(),
-      solana: await freePort(),
-    },
+    ports: await freeStackPorts(),
     pricingFile,
     persistDir: join(dir, "state"),
   });

@@ -4,13 +4,12 @@
  * the Solana ones by the official client, which puts a random nonce in each transaction's memo,
  * so their bytes differ between runs while the mutations chosen do not).
  */
-import { x402Client } from "@x402/core/client";
-import { ExactSvmScheme } from "@x402/svm/exact/client";
 import { type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { createPaymentHeader } from "x402/client";
 import { SOLANA_DEVNET, SOLANA_DEVNET_V1, SOLANA_USDC, solanaSigner } from "../../stack/solana.ts";
 import { spellingsOf } from "../support/path-corpus.ts";
+import { officialSolanaPayment } from "../support/solana.ts";
 
 /** mulberry32: a tiny, well-mixed 32-bit PRNG; enough to pick mutations reproducibly. */
 export function prng(seed: number) {
@@ -67,7 +66,6 @@ export async function solanaBasePayments(
 ): Promise<BasePayment[]> {
   const buyer = await solanaSigner("buyer");
   const requirement = solanaRequirement(solana.payTo, solana.feePayer);
-  const client = new x402Client().register(SOLANA_DEVNET, new ExactSvmScheme(buyer, { rpcUrl: solana.rpcUrl }));
   const out: BasePayment[] = [];
   for (let i = 0; i < count; i++) {
     if (i % 3 === 2) {
@@ -84,11 +82,7 @@ export async function solanaBasePayments(
       });
       out.push({ version: 1, json: JSON.parse(Buffer.from(header, "base64").toString("utf8")) });
     } else {
-      const payload = await client.createPaymentPayload({
-        x402Version: 2,
-        resource: { url: "https://paywall.example/api/weather/paris", description: "", mimeType: "" },
-        accepts: [requirement as never],
-      });
+      const payload = await officialSolanaPayment(buyer, solana.rpcUrl, requirement as never);
       out.push({ version: 2, json: payload as unknown as Record<string, any> });
     }
   }

@@ -35,9 +35,7 @@ import {
   TOKEN_PROGRAM_ADDRESS,
 } from "@solana-program/token";
 import { TOKEN_2022_PROGRAM_ADDRESS } from "@solana-program/token-2022";
-import { x402Client } from "@x402/core/client";
 import * as svm from "@x402/svm";
-import { ExactSvmScheme } from "@x402/svm/exact/client";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -70,6 +68,7 @@ import {
   solanaSigner,
   startSolanaRpc,
 } from "../../stack/solana.ts";
+import { officialSolanaPayment } from "../support/solana.ts";
 
 let rpc: SolanaRpcServer;
 let buyer: KeyPairSigner;
@@ -108,22 +107,14 @@ const wireBytes = (base64: string) => new Uint8Array(getBase64Encoder().encode(b
 /** What the official client sends for `terms`: the wire bytes of its partly signed transaction. */
 async function officialPayment(overrides: Partial<SvmTerms> = {}): Promise<Uint8Array> {
   const t = { ...terms, ...overrides };
-  const client = new x402Client();
-  client.register(SOLANA_DEVNET, new ExactSvmScheme(buyer, { rpcUrl: rpc.url }));
-  const payload = await client.createPaymentPayload({
-    x402Version: 2,
-    resource: { url: "https://paywall.example/sol", description: "", mimeType: "" },
-    accepts: [
-      {
-        scheme: "exact",
-        network: t.network as `${string}:${string}`,
-        amount: t.amount,
-        asset: t.asset,
-        payTo: t.payTo,
-        maxTimeoutSeconds: 60,
-        extra: { feePayer: t.feePayer, ...(t.memo ? { memo: t.memo } : {}) },
-      },
-    ],
+  const payload = await officialSolanaPayment(buyer, rpc.url, {
+    scheme: "exact",
+    network: t.network as `${string}:${string}`,
+    amount: t.amount,
+    asset: t.asset,
+    payTo: t.payTo,
+    maxTimeoutSeconds: 60,
+    extra: { feePayer: t.feePayer, ...(t.memo ? { memo: t.memo } : {}) },
   });
   return wireBytes(String(payload.payload.transaction));
 }
