@@ -18,6 +18,7 @@ import {
   MAX_RETRY_BODY_LIMIT_BYTES,
 } from "./constants.ts";
 import { type FacilitatorConfig, parseFacilitators } from "./facilitators/config.ts";
+import { parseHttpUrl } from "./http-url.ts";
 import type { PaymentLedger } from "./ledger/payment-ledger.ts";
 
 /** What wrangler.toml, `wrangler secret` and `.dev.vars` provide. */
@@ -206,18 +207,6 @@ function isNamespace(value: unknown): value is DurableObjectNamespace<PaymentLed
   return (
     typeof value === "object" && value !== null && typeof (value as DurableObjectNamespace).getByName === "function"
   );
-}
-
-function parseHttpUrl(raw: string): URL | undefined {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return undefined;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return undefined;
-  if (url.search || url.hash || url.username || url.password) return undefined;
-  return url;
 }
 
 function parseWholeNumber(raw: string | undefined, fallback: number): number | undefined {

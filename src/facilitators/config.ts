@@ -17,6 +17,7 @@
  * secret FACILITATOR_AUTHORIZATION as its Authorization when set.
  */
 import { z } from "@x402/core/schemas";
+import { parseHttpUrl } from "../http-url.ts";
 import { cdpKeyKind } from "./cdp-auth.ts";
 
 export type FacilitatorAuth =
@@ -147,16 +148,9 @@ export function servesNetwork(networks: string[] | undefined, network: string): 
   return networks.some((n) => n === network || n === `${namespace}:*`);
 }
 
+/** The base URL without trailing slashes, so paths can be appended. */
 function httpUrl(raw: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return undefined;
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") return undefined;
-  if (url.search || url.hash || url.username || url.password) return undefined;
-  return url.href.replace(/\/+$/, "");
+  return parseHttpUrl(raw)?.href.replace(/\/+$/, "");
 }
 
 function isHeaderValue(value: string): boolean {

@@ -8,6 +8,7 @@ import { type Hex, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { createPaymentHeader } from "x402/client";
 import { SOLANA_DEVNET, SOLANA_DEVNET_V1, SOLANA_USDC, solanaSigner } from "../../stack/solana.ts";
+import { TRANSFER_WITH_AUTHORIZATION } from "../support/eip3009.ts";
 import { spellingsOf } from "../support/path-corpus.ts";
 import { officialSolanaPayment } from "../support/solana.ts";
 
@@ -105,16 +106,7 @@ export async function basePayments(rng: Rng, count: number): Promise<BasePayment
     };
     const signature = await signer.signTypedData({
       domain: { name: "USDC", version: "2", chainId: 84532, verifyingContract: USDC },
-      types: {
-        TransferWithAuthorization: [
-          { name: "from", type: "address" },
-          { name: "to", type: "address" },
-          { name: "value", type: "uint256" },
-          { name: "validAfter", type: "uint256" },
-          { name: "validBefore", type: "uint256" },
-          { name: "nonce", type: "bytes32" },
-        ],
-      },
+      types: { TransferWithAuthorization: TRANSFER_WITH_AUTHORIZATION },
       primaryType: "TransferWithAuthorization",
       message: {
         ...authorization,

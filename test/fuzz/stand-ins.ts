@@ -17,6 +17,7 @@ import { toFacilitatorSvmSigner } from "@x402/svm";
 import { registerExactSvmScheme } from "@x402/svm/exact/facilitator";
 import { type Hex, recoverTypedDataAddress } from "viem";
 import { SOLANA_DEVNET, type SolanaRpcServer, solanaSigner, startSolanaRpc } from "../../stack/solana.ts";
+import { TRANSFER_WITH_AUTHORIZATION } from "../support/eip3009.ts";
 
 export interface StandIns {
   facilitatorUrl: string;
@@ -30,16 +31,7 @@ export interface StandIns {
   close: () => Promise<void>;
 }
 
-const TYPES = {
-  TransferWithAuthorization: [
-    { name: "from", type: "address" },
-    { name: "to", type: "address" },
-    { name: "value", type: "uint256" },
-    { name: "validAfter", type: "uint256" },
-    { name: "validBefore", type: "uint256" },
-    { name: "nonce", type: "bytes32" },
-  ],
-} as const;
+const TYPES = { TransferWithAuthorization: TRANSFER_WITH_AUTHORIZATION };
 
 async function body(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];

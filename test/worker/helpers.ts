@@ -7,6 +7,7 @@ import { env, exports } from "cloudflare:workers";
 import { type Hex, type PrivateKeyAccount, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import type { EvmRequirement } from "../../src/pricing/document.ts";
+import { TRANSFER_WITH_AUTHORIZATION } from "../support/eip3009.ts";
 
 export const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
 export const BASE_SEPOLIA_USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
@@ -128,20 +129,6 @@ export interface SignOptions {
   /** Sign under another EIP-712 domain name (a forged or mistaken token). */
   domainName?: string;
 }
-
-/**
- * EIP-3009's typed data, written out here from the EIP (https://eips.ethereum.org/EIPS/eip-3009)
- * rather than imported from src: a wrong type or domain in src must not be signed the same wrong
- * way by its own tests.
- */
-const TRANSFER_WITH_AUTHORIZATION = [
-  { name: "from", type: "address" },
-  { name: "to", type: "address" },
-  { name: "value", type: "uint256" },
-  { name: "validAfter", type: "uint256" },
-  { name: "validBefore", type: "uint256" },
-  { name: "nonce", type: "bytes32" },
-] as const;
 
 export async function signAuthorization(o: SignOptions = {}) {
   const req = o.requirement ?? requirement();
