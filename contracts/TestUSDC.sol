@@ -2,7 +2,8 @@
 pragma solidity ^0.8.24;
 
 /// Test stablecoin for the local payment stack: a small ERC-20 with EIP-3009
-/// (transfer/receive/cancel with authorization), 6 decimals, and an EIP-712 domain
+/// (transfer/receive/cancel with authorization), EIP-2612 permit (for `upto`'s gasless Permit2
+/// approval), 6 decimals, and an EIP-712 domain
 /// named "USDC", version "2" - the domain of Base Sepolia USDC - so the official
 /// x402 buyers pay it with their default settings when it is installed there.
 ///
@@ -15,6 +16,8 @@ contract TestUSDC {
     mapping(address => mapping(address => uint256)) public allowance;
     uint256 public totalSupply;
     mapping(address => mapping(bytes32 => bool)) private authorizations;
+    /// EIP-2612: the next permit nonce of each holder.
+    mapping(address => uint256) public nonces;
 
     string public constant name = "USDC";
     string public constant version = "2";
@@ -27,6 +30,8 @@ contract TestUSDC {
     bytes32 public constant RECEIVE_WITH_AUTHORIZATION_TYPEHASH = keccak256(
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)"
     );
+    bytes32 public constant PERMIT_TYPEHASH =
+        keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)");
     bytes32 public constant CANCEL_AUTHORIZATION_TYPEHASH = keccak256("CancelAuthorization(address authorizer,bytes32 nonce)");
     bytes32 private constant EIP712_DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
@@ -72,6 +77,16 @@ contract TestUSDC {
         if (allowed != type(uint256).max) allowance[from][msg.sender] = allowed - value;
         _transfer(from, to, value);
         return true;
+    }
+
+    /// EIP-2612: `holder` lets `spender` spend `value` by signature, once per nonce.
+    function permit(address holder, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external
+    {
+        require(block.timestamp <= deadline, "permit is expired");
+        _requireSigner(holder, keccak256(abi.encode(PERMIT_TYPEHASH, holder, spender, value, nonces[holder]++, deadline)), v, r, s);
+        allowance[holder][spender] = value;
+        emit Approval(holder, spender, value);
     }
 
     function authorizationState(address authorizer, bytes32 nonce) external view returns (bool) {

@@ -15,6 +15,9 @@ export const V1_NETWORK = "base-sepolia";
 export const USDC_ADDRESS = "0x036CbD53842c5426634e7929541eC2318f3dCF7e";
 export const MULTICALL3_ADDRESS = "0xcA11bde05977b3631167028862bE2a173976CA11";
 export const USDC_DECIMALS = 6;
+/** Where `upto` payments go through: Permit2's canonical address and x402's upto proxy (our own contracts, installed there). */
+export const PERMIT2_ADDRESS = "0x000000000022D473030F116dDEE9F6B43aC78BA3";
+export const UPTO_PROXY_ADDRESS = "0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002";
 
 export const ROLE = { deployer: 0, facilitator: 1, buyer: 2, merchant: 3, extraBuyers: 4 } as const;
 /** Buyers funded at start: the demo buyer plus this many more (the e2e concurrency test uses them). */

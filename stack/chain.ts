@@ -1,6 +1,7 @@
 /**
  * The local chain: anvil from its npm package (the binary, run directly: one PID), the project's
- * test stablecoin installed at Base Sepolia's USDC address, a Multicall3 stand-in, funded buyers.
+ * test stablecoin installed at Base Sepolia's USDC address, a Multicall3 stand-in, a Permit2 subset
+ * and x402's upto proxy at their official addresses, funded buyers.
  */
 import { createRequire } from "node:module";
 import {
@@ -14,7 +15,18 @@ import {
   type PublicClient,
 } from "viem";
 import { readArtifact } from "../scripts/contracts.ts";
-import { account, CHAIN_ID, EXTRA_BUYERS, MNEMONIC, MULTICALL3_ADDRESS, ROLE, USDC_ADDRESS, USDC_DECIMALS } from "./accounts.ts";
+import {
+  account,
+  CHAIN_ID,
+  EXTRA_BUYERS,
+  MNEMONIC,
+  MULTICALL3_ADDRESS,
+  PERMIT2_ADDRESS,
+  ROLE,
+  UPTO_PROXY_ADDRESS,
+  USDC_ADDRESS,
+  USDC_DECIMALS,
+} from "./accounts.ts";
 import { type Child, startChild } from "./process.ts";
 import { waitFor } from "./ports.ts";
 
@@ -63,7 +75,7 @@ export async function startChain(port: number): Promise<Chain> {
   return { rpcUrl, process: proc, publicClient };
 }
 
-/** Installs the token and Multicall3, then mints STARTING_USDC to the demo buyer and the extra buyers. */
+/** Installs the token, Multicall3, Permit2 and the upto proxy, then mints STARTING_USDC to the demo buyer and the extra buyers. */
 export async function setUpChain(rpcUrl: string): Promise<void> {
   const chain = localChain(rpcUrl);
   const test = createTestClient({ chain, mode: "anvil", transport: http(rpcUrl) });
@@ -72,6 +84,8 @@ export async function setUpChain(rpcUrl: string): Promise<void> {
   // Slot 0 is the token's owner (the minter); code installed this way runs no constructor.
   await test.setStorageAt({ address: USDC_ADDRESS, index: 0, value: pad(deployer.address) });
   await test.setCode({ address: MULTICALL3_ADDRESS, bytecode: readArtifact("Multicall3").deployedBytecode });
+  await test.setCode({ address: PERMIT2_ADDRESS, bytecode: readArtifact("Permit2").deployedBytecode });
+  await test.setCode({ address: UPTO_PROXY_ADDRESS, bytecode: readArtifact("X402UptoPermit2Proxy").deployedBytecode });
 
   const wallet = createWalletClient({ account: deployer, chain, transport: http(rpcUrl) });
   const publicClient = createPublicClient({ chain, transport: http(rpcUrl) });
