@@ -100,6 +100,8 @@ export const HEADER = {
   route: "X-Payment-Route",
   pricingVersion: "X-Pricing-Version",
   originSecret: "X-Paywall-Secret",
+  /** The origin's report of what an `upto` answer costs (`{"amount": …}`); never shown to buyers. */
+  settlementOverrides: "Settlement-Overrides",
 } as const;
 
 /** Priced answers may hold paid content: never let a shared cache keep them. */

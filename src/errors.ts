@@ -38,6 +38,8 @@ export type Reason =
   | "invalid_signature"
   | "transaction_not_allowed"
   | "fee_payer_mismatch"
+  | "spender_mismatch"
+  | "facilitator_mismatch"
   | "payment_already_used"
   | "access_window_expired"
   | "verify_rejected"
@@ -49,6 +51,7 @@ export type Reason =
   | "pricing_unavailable"
   | "facilitator_unreachable"
   | "fee_payer_unknown"
+  | "facilitator_address_unknown"
   | "facilitator_timeout"
   | "facilitator_bad_response"
   | "origin_unreachable"
@@ -93,6 +96,8 @@ export function statusOf(reason: Reason): number {
     case "invalid_signature":
     case "transaction_not_allowed":
     case "fee_payer_mismatch":
+    case "spender_mismatch":
+    case "facilitator_mismatch":
     case "payment_already_used":
     case "access_window_expired":
     case "verify_rejected":
@@ -126,6 +131,7 @@ export function statusOf(reason: Reason): number {
     case "pricing_unavailable":
     case "facilitator_timeout":
     case "fee_payer_unknown":
+    case "facilitator_address_unknown":
     case "ledger_unavailable":
       return 503;
     case "origin_timeout":

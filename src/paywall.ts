@@ -29,7 +29,7 @@ import { type Failure, fail } from "./errors.ts";
 import type { FacilitatorPool } from "./facilitators/pool.ts";
 import type { Ledger, PaymentHandle } from "./ledger/client.ts";
 import type { BoundedMap } from "./memo.ts";
-import { hasSolanaOptions, offeredRoute } from "./offers.ts";
+import { hasSignerOptions, offeredRoute } from "./offers.ts";
 import { forwardToOrigin } from "./origin.ts";
 import { serveThenSettle, settleThenServe } from "./paid/flows.ts";
 import { answerFromReceipt, answerKnown } from "./paid/known.ts";
@@ -183,17 +183,26 @@ async function forwardFree(
 
 async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil, p: Priced): Promise<Response> {
   const resourceUrl = request.url;
-  // Solana options are offered with the facilitator's fee payer, or not at all while it is unknown.
-  const solana = hasSolanaOptions(p.route);
-  if (solana) {
+  // Solana and upto options are offered with the facilitator's key (fee payer, settling address),
+  // or not at all while it is unknown.
+  const signed = hasSignerOptions(p.route);
+  if (signed) {
     const offered = await offeredRoute(p.route, rt.facilitators);
     if (offered.route.accepts.length === 0) {
+      const upto = offered.missing.some((kind) => kind.startsWith("upto|"));
+      const networks = [...new Set(offered.missing.map((kind) => kind.slice(kind.indexOf("|") + 1)))].join(",");
       return errorResponse(
-        fail(
-          "fee_payer_unknown",
-          "No facilitator has told its Solana fee payer; this route cannot be paid right now.",
-          offered.missing.join(","),
-        ),
+        upto
+          ? fail(
+              "facilitator_address_unknown",
+              "No facilitator has told the address it settles upto payments with; this route cannot be paid right now.",
+              networks,
+            )
+          : fail(
+              "fee_payer_unknown",
+              "No facilitator has told its Solana fee payer; this route cannot be paid right now.",
+              networks,
+            ),
       );
     }
     p.route = offered.route;
@@ -214,10 +223,10 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   if (v2Header === null && v1Header === null) {
     const version = p.table.version;
     const built = build402(route, resourceUrl, fail("payment_required", "This resource requires payment."), version);
-    // Only the URL chose this route and its price (no request fields, no fee payer learnt since):
-    // the next time it comes unpaid, handleRequest can answer at once.
+    // Only the URL chose this route and its price (no request fields, no facilitator key learnt
+    // since): the next time it comes unpaid, handleRequest can answer at once.
     if (
-      !solana &&
+      !signed &&
       p.fields === undefined &&
       request.method !== "OPTIONS" &&
       resourceUrl.length <= MEMO_MAX_URL_LENGTH
@@ -338,7 +347,7 @@ async function selectFromRetired(
       old = entry;
     }
     if (old.accepts.length === 0) continue;
-    if (hasSolanaOptions(old)) old = (await offeredRoute(old, rt.facilitators)).route;
+    if (hasSignerOptions(old)) old = (await offeredRoute(old, rt.facilitators)).route;
     const scheme = schemeOf(payment);
     const selected = scheme.select(payment, old.accepts);
     if (!selected.ok) continue;

@@ -11,7 +11,7 @@ import {
 } from "./constants.ts";
 import { type Failure, failureBody, statusOf } from "./errors.ts";
 import { BoundedMap } from "./memo.ts";
-import { isSvmRequirement, type RouteRule } from "./pricing/document.ts";
+import { isSvmRequirement, isUptoRequirement, type RouteRule } from "./pricing/document.ts";
 import { encodeHeaderJson } from "./x402/codec.ts";
 import { buildPaymentRequired, buildPaymentRequiredV1 } from "./x402/requirements.ts";
 
@@ -74,10 +74,10 @@ export const answer402 = (built: Built402): Response =>
 export function build402(route: RouteRule, resourceUrl: string, failure: Failure, pricingVersion: string): Built402 {
   // The plain "pay first" answer is the hot one and depends only on these, so it is built once.
   // The amount is part of the key: a per-unit price may depend on the body, which the URL does not show.
-  // So are the Solana fee payers, which the facilitator may change (offers.ts).
+  // So are the facilitator keys (Solana fee payers, upto addresses), which may change (offers.ts).
   const memoKey =
     failure.detail === undefined && resourceUrl.length <= MEMO_MAX_URL_LENGTH
-      ? `${pricingVersion}|${route.id}|${route.accepts[0]?.amount}|${failure.reason}|${resourceUrl}${feePayersOf(route)}`
+      ? `${pricingVersion}|${route.id}|${route.accepts[0]?.amount}|${failure.reason}|${resourceUrl}${signersOf(route)}`
       : undefined;
   let built = memoKey === undefined ? undefined : built402.get(memoKey);
   if (!built) {
@@ -103,10 +103,13 @@ export function build402(route: RouteRule, resourceUrl: string, failure: Failure
 
 const built402 = new BoundedMap<string, Built402>(PAYMENT_REQUIRED_MEMO_ENTRIES);
 
-/** `|` and the fee payer of each Solana option, in order; "" for a route without one. */
-function feePayersOf(route: RouteRule): string {
+/** `|` and the facilitator key of each Solana and upto option, in order; "" for a route without one. */
+function signersOf(route: RouteRule): string {
   let key = "";
-  for (const r of route.accepts) if (isSvmRequirement(r)) key += `|${r.network}=${r.extra.feePayer ?? ""}`;
+  for (const r of route.accepts) {
+    if (isSvmRequirement(r)) key += `|${r.network}=${r.extra.feePayer ?? ""}`;
+    else if (isUptoRequirement(r)) key += `|upto:${r.network}=${r.extra.facilitatorAddress ?? ""}`;
+  }
   return key;
 }
 
@@ -118,6 +121,8 @@ export function markPaid(response: Response, extra?: [name: string, value: strin
   const headers = new Headers(response.headers);
   headers.set("cache-control", CACHE_CONTROL_PAID);
   headers.delete("expires");
+  // What the origin says an upto answer costs is for the paywall, not the buyer.
+  headers.delete(HEADER.settlementOverrides);
   if (extra) headers.set(extra[0], extra[1]);
   return withCors(copyResponse(response, headers));
 }

@@ -57,6 +57,17 @@ export async function startOrigin(port: number): Promise<OriginServer> {
       if (!Number.isInteger(count) || count < 1 || count > 100) return json(res, 400, { error: "count 1-100" });
       return json(res, 200, { ids: Array.from({ length: count }, (_, i) => `id-${i + 1}`) });
     }
+    if (url.pathname === "/api/complete") {
+      // Metered: charges $0.0001 per word written, in the official Settlement-Overrides header.
+      // `report` replaces that header's value (or, as "none", leaves it out), for tests.
+      const words = Number(url.searchParams.get("words") ?? "5");
+      if (!Number.isInteger(words) || words < 0 || words > 1000) return json(res, 400, { error: "words 0-1000" });
+      const report = url.searchParams.get("report");
+      const charge = report ?? JSON.stringify({ amount: String(words * 100) });
+      const text = Array.from({ length: words }, (_, i) => `word${i + 1}`).join(" ");
+      res.writeHead(200, { "content-type": "application/json", ...(report === "none" ? {} : { "settlement-overrides": charge }) });
+      return res.end(JSON.stringify({ text, words }));
+    }
     json(res, 404, { error: "no such endpoint" });
   });
   await new Promise<void>((resolve, reject) => {

@@ -49,10 +49,12 @@ interface Member {
     | { state: "failed"; checkedAtMs: number; reason: string };
   reading: Promise<void> | undefined;
   /**
-   * Solana fee payers by network from the last `/supported` that answered: kept through a failed
-   * re-read, so a blip does not take Solana options out of every 402 for a minute.
+   * The facilitator's own key a payment must name, by `scheme|network`, from the last `/supported`
+   * that answered: Solana `exact`'s fee payer (`extra.feePayer`), EVM `upto`'s settling address
+   * (`extra.facilitatorAddress`). Kept through a failed re-read, so a blip does not take those
+   * options out of every 402 for a minute.
    */
-  feePayers: Map<string, string>;
+  signers: Map<string, string>;
 }
 
 export type Verified = { ok: true; reply: VerifyReply; via: string } | { ok: false; failure: Failure };
@@ -91,17 +93,17 @@ export class FacilitatorPool {
       lastSuccessAtMs: undefined,
       supported: { state: "unknown" },
       reading: undefined,
-      feePayers: new Map(),
+      signers: new Map(),
     }));
   }
 
   /**
-   * Verifies with the first facilitator for the network that answers; with `feePayer` (Solana),
-   * only with facilitators that listed that fee payer.
+   * Verifies with the first facilitator for the network that answers; with `signer` (the Solana
+   * fee payer, the upto facilitator address), only with facilitators that listed that key.
    */
-  async verify(request: FacilitatorRequest, network: string, scheme: string, feePayer?: string): Promise<Verified> {
+  async verify(request: FacilitatorRequest, network: string, scheme: string, signer?: string): Promise<Verified> {
     const candidates = this.candidates(network, scheme, request.x402Version).filter(
-      (m) => feePayer === undefined || m.feePayers.get(network) === feePayer,
+      (m) => signer === undefined || sameKey(m.signers.get(signerKey(scheme, network)), signer),
     );
     if (candidates.length === 0) {
       return {
@@ -175,7 +177,7 @@ export class FacilitatorPool {
               kinds: new Set(result.reply.kinds.map((k) => kindKey(k.x402Version, k.scheme, k.network))),
             }
           : { state: "failed", checkedAtMs, reason: describe(result.failure) };
-        if (result.ok) member.feePayers = feePayersOf(result.reply.kinds);
+        if (result.ok) member.signers = signersOf(result.reply.kinds);
         member.reading = undefined;
       });
     }
@@ -183,17 +185,18 @@ export class FacilitatorPool {
   }
 
   /**
-   * The fee payer a Solana `exact` payment on `network` must name: the one the facilitator that
-   * will verify it lists in `/supported` (`extra.feePayer`). Reads `/supported` when not known yet
-   * (bounded by its timeout, and at most once a minute after a failure); undefined when no
-   * facilitator for the network has told one. A payment naming it is verified only there
-   * (`verify`'s `feePayer`): another facilitator cannot co-sign for that key.
+   * The facilitator key a `scheme` payment on `network` must name (Solana `exact`: the fee payer;
+   * EVM `upto`: the address allowed to settle): the one the facilitator that will verify it lists
+   * in `/supported`. Reads `/supported` when not known yet (bounded by its timeout, and at most
+   * once a minute after a failure); undefined when no facilitator for the network has told one.
+   * A payment naming it is verified only there (`verify`'s `signer`): another facilitator cannot
+   * co-sign for, or settle as, that key.
    */
-  async feePayer(network: string): Promise<{ feePayer: string; via: string } | undefined> {
+  async signer(scheme: string, network: string): Promise<{ signer: string; via: string } | undefined> {
     const find = () => {
-      for (const member of this.candidates(network, "exact", 2)) {
-        const feePayer = member.feePayers.get(network);
-        if (feePayer) return { feePayer, via: member.config.name };
+      for (const member of this.candidates(network, scheme, 2)) {
+        const signer = member.signers.get(signerKey(scheme, network));
+        if (signer) return { signer, via: member.config.name };
       }
       return undefined;
     };
@@ -276,14 +279,20 @@ export class FacilitatorPool {
   }
 }
 
-/** `network → extra.feePayer` of the v2 `exact` kinds that name one (Solana's). */
-function feePayersOf(
-  kinds: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[],
-) {
+const signerKey = (scheme: string, network: string) => `${scheme}|${network}`;
+
+/** Solana keys are case-sensitive base58; EVM addresses are compared without their checksum case. */
+const sameKey = (known: string | undefined, named: string) =>
+  known !== undefined && (known.startsWith("0x") ? known.toLowerCase() === named.toLowerCase() : known === named);
+
+/** `scheme|network → key` of the v2 kinds that name one: `exact`'s `extra.feePayer`, `upto`'s `extra.facilitatorAddress`. */
+function signersOf(kinds: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[]) {
   const out = new Map<string, string>();
   for (const k of kinds) {
-    const feePayer = k.extra?.feePayer;
-    if (k.x402Version === 2 && k.scheme === "exact" && typeof feePayer === "string") out.set(k.network, feePayer);
+    if (k.x402Version !== 2) continue;
+    const key =
+      k.scheme === "upto" ? k.extra?.facilitatorAddress : k.scheme === "exact" ? k.extra?.feePayer : undefined;
+    if (typeof key === "string") out.set(signerKey(k.scheme, k.network), key);
   }
   return out;
 }

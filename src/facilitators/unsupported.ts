@@ -18,7 +18,8 @@ export function unsupportedRoutes(pool: FacilitatorPool, table: PricingTable) {
   >();
   for (const route of table.routes) {
     for (const requirement of route.accepts) {
-      const v1Network = toV1Network(requirement.network);
+      // upto is an x402 v2 scheme: v1 buyers are never offered it.
+      const v1Network = requirement.scheme === "exact" ? toV1Network(requirement.network) : undefined;
       for (const x402Version of v1Network ? ([2, 1] as const) : ([2] as const)) {
         const key = `${x402Version}|${requirement.scheme}|${requirement.network}`;
         const kind = kinds.get(key) ?? {

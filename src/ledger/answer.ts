@@ -7,12 +7,13 @@
  *
  * Kept: status, status text, the origin's headers except `Set-Cookie` (a stored answer goes to
  * whoever presents the same signed payment, and a settled authorization is public on chain),
- * `Content-Length` (the runtime sets it) and the caching headers the paywall replaces anyway.
+ * `Content-Length` (the runtime sets it), the caching headers the paywall replaces anyway and the
+ * origin's `Settlement-Overrides` (an upto charge report, for the paywall only).
  */
 import { readCapped } from "../body.ts";
 import type { StoredAnswer } from "./types.ts";
 
-const NOT_KEPT = new Set(["set-cookie", "content-length", "cache-control", "expires"]);
+const NOT_KEPT = new Set(["set-cookie", "content-length", "cache-control", "expires", "settlement-overrides"]);
 
 /** Whether an answer could be kept at all: known too large (or keeping is off) → no copy is taken. */
 export function mayKeep(response: Response, limitBytes: number): boolean {

@@ -24,10 +24,20 @@ export function pendingResponse(paid: Paid, record: LedgerRecord): Response {
   );
 }
 
-/** `PAYMENT-RESPONSE` (v2) or `X-PAYMENT-RESPONSE` (v1) with the base64 SettleResponse. */
+/**
+ * `PAYMENT-RESPONSE` (v2) or `X-PAYMENT-RESPONSE` (v1) with the base64 SettleResponse; v2 says the
+ * `amount` settled (for `upto`, what the origin's answer cost rather than the maximum).
+ */
 function settlementHeader(
   version: 1 | 2,
-  settlement: { success: boolean; errorReason?: string; transaction: string; network: string; payer?: string },
+  settlement: {
+    success: boolean;
+    errorReason?: string;
+    transaction: string;
+    network: string;
+    payer?: string;
+    amount: string;
+  },
 ): [string, string] {
   const body = {
     success: settlement.success,
@@ -35,6 +45,7 @@ function settlementHeader(
     transaction: settlement.transaction,
     network: version === 1 ? (toV1Network(settlement.network) ?? settlement.network) : settlement.network,
     ...(settlement.payer ? { payer: settlement.payer } : {}),
+    ...(version === 2 ? { amount: settlement.amount } : {}),
   };
   return [version === 2 ? HEADER.paymentResponse : HEADER.xPaymentResponse, encodeHeaderJson(body)];
 }
@@ -46,6 +57,7 @@ export function pendingHeader(version: 1 | 2, record: LedgerRecord): [string, st
     transaction: record.tx,
     network: record.network,
     payer: record.payer,
+    amount: record.amount,
   });
 }
 
@@ -64,6 +76,7 @@ export function receiptHeader(version: 1 | 2, receipt: Receipt): [string, string
     transaction: receipt.tx,
     network: receipt.network,
     payer: receipt.payer,
+    amount: receipt.amount,
   });
   return encoded[version];
 }

@@ -12,11 +12,12 @@ import type { FacilitatorRequest } from "../facilitators/http.ts";
 import { answerResponse, copyForRetries, mayKeep, readForPending } from "../ledger/answer.ts";
 import type { LedgerRecord, StoredAnswer } from "../ledger/types.ts";
 import { forwardToOrigin } from "../origin.ts";
-import { isSvmRequirement } from "../pricing/document.ts";
+import { isSvmRequirement, isUptoRequirement, type Requirement } from "../pricing/document.ts";
 import { errorResponse, markPaid } from "../responses.ts";
 import { schemeOf } from "../schemes/scheme.ts";
 import { settleWithinBudget } from "../settlement.ts";
 import { pendingHeader, pendingResponse, receiptHeader } from "./answers.ts";
+import { chargeOf } from "./charge.ts";
 import {
   bodyOf,
   facilitatorRequestOf,
@@ -32,13 +33,19 @@ import {
 /** How long a settled record waits for its answer's copy, to write both at once. */
 const QUICK_COPY_MS = 50;
 
-/** The x402 `authorization` flow: verify, run the origin, settle only if it succeeded. */
+/**
+ * The x402 `authorization` flow: verify, run the origin, settle only if it succeeded. An `upto`
+ * payment is settled for what the origin's answer says it cost (paid/charge.ts), at most its maximum.
+ */
 export async function serveThenSettle(paid: Paid): Promise<Response> {
-  const { rt, p, version, payment, requirement } = paid;
-  const facilitatorRequest = facilitatorRequestOf(paid);
-  // A Solana payment names its fee payer: only the facilitator that holds that key can verify it.
-  const feePayer = isSvmRequirement(paid.requirement) ? paid.requirement.extra.feePayer : undefined;
-  const verified = await rt.facilitators.verify(facilitatorRequest, payment.network, "exact", feePayer);
+  const { rt, p, version, payment } = paid;
+  const verifyRequest = facilitatorRequestOf(paid);
+  const verified = await rt.facilitators.verify(
+    verifyRequest,
+    payment.network,
+    payment.scheme,
+    facilitatorKeyOf(paid.requirement),
+  );
   if (!verified.ok || !verified.reply.isValid) {
     await paid.ledger.release();
     if (!verified.ok) return paid.refuse(verified.failure);
@@ -69,6 +76,12 @@ export async function serveThenSettle(paid: Paid): Promise<Response> {
     return markPaid(response);
   }
 
+  let requirement = paid.requirement;
+  let facilitatorRequest = verifyRequest;
+  if (isUptoRequirement(requirement)) {
+    requirement = { ...requirement, amount: chargeOf(paid, requirement, response) };
+    facilitatorRequest = { ...verifyRequest, paymentRequirements: requirement };
+  }
   const outcome = await settle(paid, facilitatorRequest, undefined);
   const record = recordOf(paid, payer, requirement, outcome, facilitatorRequest, false);
   switch (outcome.kind) {
@@ -100,7 +113,8 @@ export async function settleThenServe(paid: Paid, pendingBefore?: LedgerRecord):
   const { rt, requirement } = paid;
   const facilitatorRequest = pendingBefore?.settleRequest ?? facilitatorRequestOf(paid);
   // Nothing was verified first: the facilitator it was sent to before, else the first for the network.
-  paid.via = pendingBefore?.facilitator ?? rt.facilitators.firstFor(paid.payment.network, "exact", paid.version);
+  paid.via =
+    pendingBefore?.facilitator ?? rt.facilitators.firstFor(paid.payment.network, paid.payment.scheme, paid.version);
   const outcome = await settle(paid, facilitatorRequest, pendingBefore);
   const payer =
     outcome.kind === "settled" && outcome.reply.payer
@@ -223,8 +237,19 @@ async function keepPending(paid: Paid, record: LedgerRecord, response: Response 
 export async function settle(paid: Paid, request: FacilitatorRequest, pending: LedgerRecord | undefined) {
   const { rt, payment } = paid;
   return settleWithinBudget(
-    (req, timeoutMs) => rt.facilitators.settle(req, paid.via, payment.network, "exact", timeoutMs),
+    (req, timeoutMs) => rt.facilitators.settle(req, paid.via, payment.network, payment.scheme, timeoutMs),
     request,
     { budgetMs: rt.config.settleBudgetMs, ...(pending ? { broadcast: { tx: pending.tx } } : {}) },
   );
+}
+
+/**
+ * The facilitator key a payment names, when it names one: a Solana payment's fee payer (only the
+ * facilitator holding that key can co-sign it), an upto payment's settling address (only that
+ * address may settle it).
+ */
+function facilitatorKeyOf(requirement: Requirement): string | undefined {
+  if (isSvmRequirement(requirement)) return requirement.extra.feePayer;
+  if (isUptoRequirement(requirement)) return requirement.extra.facilitatorAddress;
+  return undefined;
 }

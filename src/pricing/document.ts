@@ -11,6 +11,7 @@ import { isAddress } from "viem";
 import { isSolanaAddress } from "../schemes/exact-svm/checks.ts";
 import { type BazaarExtension, bazaarExtension, type DiscoveryDeclaration, discoveryMethod } from "../x402/bazaar.ts";
 import { type Family, familyOf, SOLANA_DEVNET, SOLANA_MAINNET, SOLANA_TESTNET } from "../x402/networks.ts";
+import { resolveCharge } from "./charge.ts";
 import {
   type Condition,
   type Field,
@@ -29,7 +30,7 @@ import { type Pattern, parsePattern, usualMethod, usualPattern } from "./pattern
 import { StringTable } from "./string-table.ts";
 
 interface RequirementBase {
-  scheme: "exact";
+  scheme: "exact" | "upto";
   /** CAIP-2. */
   network: string;
   /** Atomic units of the asset. */
@@ -38,6 +39,7 @@ interface RequirementBase {
 }
 
 export interface EvmRequirement extends RequirementBase {
+  scheme: "exact";
   asset: `0x${string}`;
   payTo: `0x${string}`;
   /** The token's EIP-712 domain; `paymentFlow: "upfront"` on routes that settle before the origin. */
@@ -45,6 +47,7 @@ export interface EvmRequirement extends RequirementBase {
 }
 
 export interface SvmRequirement extends RequirementBase {
+  scheme: "exact";
   /** The SPL mint, base58. */
   asset: string;
   /** The seller's wallet, base58: the transfer goes to its associated token account. */
@@ -53,11 +56,37 @@ export interface SvmRequirement extends RequirementBase {
   extra: { feePayer?: string };
 }
 
+/**
+ * x402 `upto` on EVM: `amount` is the most the buyer authorises (a Permit2 witness transfer); the
+ * origin's answer decides the charge, at most that. v2 only.
+ */
+export interface UptoRequirement extends RequirementBase {
+  scheme: "upto";
+  asset: `0x${string}`;
+  payTo: `0x${string}`;
+  /**
+   * The token's EIP-712 domain (for the buyer's EIP-2612 permit); `facilitatorAddress` is the
+   * facilitator's signer, learnt from its `/supported` when a 402 is made (offers.ts): only that
+   * address may settle what the buyer signs.
+   */
+  extra: { name: string; version: string; assetTransferMethod: "permit2"; facilitatorAddress?: string };
+}
+
 /** One payment option of a route, as the 402 offers it (x402 `PaymentRequirements`). */
-export type Requirement = EvmRequirement | SvmRequirement;
+export type Requirement = EvmRequirement | SvmRequirement | UptoRequirement;
 
 export const isSvmRequirement = (r: Requirement): r is SvmRequirement => familyOf(r.network) === "svm";
-export const isEvmRequirement = (r: Requirement): r is EvmRequirement => familyOf(r.network) === "evm";
+/** An EVM `exact` requirement (EIP-3009). */
+export const isEvmRequirement = (r: Requirement): r is EvmRequirement =>
+  r.scheme === "exact" && familyOf(r.network) === "evm";
+export const isUptoRequirement = (r: Requirement): r is UptoRequirement => r.scheme === "upto";
+
+/** What an `upto` option's charge is read with, by `network|asset` (lower case) of its route. */
+export interface Metered {
+  decimals: number;
+  /** Charged when the origin reports none: an amount spelling (see paid/charge.ts); else the maximum. */
+  defaultCharge: string | undefined;
+}
 
 /** What a Solana payment's checks need to know of its mint; not part of the 402. */
 export interface MintFacts {
@@ -97,7 +126,11 @@ export interface RouteRule {
   settleBefore: boolean;
   /** x402 `bazaar` discovery metadata, when the route declares `discovery`. */
   discovery: BazaarExtension | undefined;
+  /** The `upto` options' charge settings by `network|asset`, or undefined when there are none. */
+  metered: ReadonlyMap<string, Metered> | undefined;
 }
+
+export const meteredKey = (r: Pick<Requirement, "network" | "asset">) => `${r.network}|${r.asset}`.toLowerCase();
 
 /**
  * How paths are read, for origins that read them in ways the canonical check alone does not cover
@@ -228,8 +261,21 @@ const PerSchema = z
 
 const PriceSchema = z.union([z.string().min(1), z.object({ amount: z.string().min(1), asset: Name }).strict()]);
 
+const SchemeSchema = z.enum(["exact", "upto"]);
+/** An `upto` charge: atomic units, "$0.002" or "25%" (of the maximum), as `Settlement-Overrides` spells it. */
+const ChargeSchema = z.string().regex(/^(?:0|[1-9][0-9]{0,77}|\$[0-9]+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]{1,2})?%)$/, {
+  message: 'must be atomic units ("1500"), dollars ("$0.002") or a percentage of the maximum ("25%")',
+});
+
 const OptionSchema = z
-  .object({ price: PriceSchema, network: Network.optional(), asset: Name.optional(), payTo: Address.optional() })
+  .object({
+    price: PriceSchema,
+    network: Network.optional(),
+    asset: Name.optional(),
+    payTo: Address.optional(),
+    scheme: SchemeSchema.optional(),
+    defaultCharge: ChargeSchema.optional(),
+  })
   .strict();
 
 const RouteSchema = z
@@ -244,6 +290,8 @@ const RouteSchema = z
     payTo: Address.optional(),
     maxTimeoutSeconds: Timeout.optional(),
     accepts: z.array(OptionSchema).min(1).max(16).optional(),
+    scheme: SchemeSchema.optional(),
+    defaultCharge: ChargeSchema.optional(),
     access: z
       .object({ ttl: z.number().int().min(1).max(31_536_000) })
       .strict()
@@ -404,6 +452,7 @@ export function compilePricing(input: unknown, version: string, fallbacks: Prici
         per,
         settleBefore: route.settle === "before",
         discovery: route.discovery ? discoveryOf(route) : undefined,
+        metered: meteredOf(route, accepts, ctx),
       };
       compiled.push(rule);
       // Rules with the same method and path shape form one group, told apart by their conditions.
@@ -653,7 +702,9 @@ function compileAcceptsCached(route: Route, ctx: Context, i: number, problems: P
     route.asset === undefined &&
     route.payTo === undefined &&
     route.maxTimeoutSeconds === undefined &&
-    route.settle === undefined;
+    route.settle === undefined &&
+    route.scheme === undefined &&
+    route.defaultCharge === undefined;
   if (plain) {
     const cached = ctx.plainPrices.get(route.price as string);
     if (cached) return cached;
@@ -670,7 +721,7 @@ function compileAccepts(route: Route, ctx: Context, at: string, problems: Proble
     return [];
   }
   if (route.price === "free") {
-    for (const key of ["network", "asset", "payTo", "maxTimeoutSeconds"] as const) {
+    for (const key of ["network", "asset", "payTo", "maxTimeoutSeconds", "scheme", "defaultCharge"] as const) {
       if (route[key] !== undefined)
         problems.push({ path: `${at}.${key}`, message: "a free route takes no payment settings" });
     }
@@ -689,9 +740,12 @@ function compileAccepts(route: Route, ctx: Context, at: string, problems: Proble
     }
     const requirement = compileOption(option, route, ctx, path, problems);
     if (!requirement) continue;
-    const key = `${requirement.network}|${requirement.asset.toLowerCase()}`;
+    const key = `${requirement.scheme}|${requirement.network}|${requirement.asset.toLowerCase()}`;
     if (seen.has(key)) {
-      problems.push({ path, message: `a second option for the same asset on ${requirement.network}` });
+      problems.push({
+        path,
+        message: `a second ${requirement.scheme} option for the same asset on ${requirement.network}`,
+      });
       continue;
     }
     seen.add(key);
@@ -727,11 +781,37 @@ function compileOption(
   if (upfront && family === "svm") {
     problems.push({ path: `${path}.network`, message: 'settle "before" is not supported for Solana options yet' });
   }
+  const scheme = option.scheme ?? route.scheme ?? "exact";
+  const defaultCharge = option.defaultCharge ?? route.defaultCharge;
+  if (scheme === "upto") {
+    checkUpto(route, family, path, problems);
+    if (defaultCharge !== undefined && money.ok) {
+      // A per-unit price scales the maximum per request; the charge is capped there at run time.
+      const maximum = BigInt(money.atomic);
+      const charge = resolveCharge(defaultCharge, maximum, decimals);
+      if (!charge.ok) problems.push({ path: `${path}.defaultCharge`, message: charge.problem });
+      else if (charge.atomic > maximum && !route.per) {
+        problems.push({ path: `${path}.defaultCharge`, message: "is more than the option's maximum price" });
+      }
+    }
+  } else if (defaultCharge !== undefined) {
+    problems.push({ path: `${path}.defaultCharge`, message: 'only an "upto" option has a default charge' });
+  }
   if (problems.length > before || !asset || !payTo || !money.ok) return undefined;
-  const key = `${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}|${upfront}`;
+  const key = `${scheme}|${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}|${upfront}`;
   let requirement = ctx.requirements.get(key);
   if (!requirement) {
-    if (asset.family === "svm") {
+    if (scheme === "upto") {
+      requirement = Object.freeze({
+        scheme: "upto",
+        network: asset.network,
+        amount: money.atomic,
+        asset: asset.address as `0x${string}`,
+        payTo: payTo as `0x${string}`,
+        maxTimeoutSeconds,
+        extra: Object.freeze({ name: asset.name, version: asset.version, assetTransferMethod: "permit2" as const }),
+      });
+    } else if (asset.family === "svm") {
       ctx.mints.set(`${asset.network}|${asset.address}`, {
         decimals: asset.decimals,
         tokenProgram: asset.tokenProgram,
@@ -763,6 +843,46 @@ function compileOption(
     ctx.requirements.set(key, requirement);
   }
   return requirement;
+}
+
+/**
+ * Where `upto` does not fit: Solana (not supported here yet), `settle: "before"` (the charge is
+ * only known from the origin's answer), and access windows (one charge decided by one answer
+ * cannot pay for the calls after it).
+ */
+function checkUpto(route: Route, family: Family, path: string, problems: Problem[]): void {
+  if (family === "svm") {
+    problems.push({ path: `${path}.network`, message: '"upto" is supported on EVM networks only' });
+  }
+  if (route.settle === "before") {
+    problems.push({
+      path: `${path}.scheme`,
+      message: '"upto" settles what the origin reports, so it cannot settle "before" the origin runs',
+    });
+  }
+  if (route.access) {
+    problems.push({
+      path: `${path}.scheme`,
+      message: '"upto" charges each answer by what the origin reports; it does not buy an access window',
+    });
+  }
+}
+
+/** The route's `upto` options' charge settings, or undefined when it has none. */
+function meteredOf(route: Route, accepts: Requirement[], ctx: Context): ReadonlyMap<string, Metered> | undefined {
+  let metered: Map<string, Metered> | undefined;
+  const options = route.accepts ?? [{ price: route.price as Option["price"] }];
+  accepts.forEach((r, i) => {
+    if (!isUptoRequirement(r)) return;
+    const option = options[i] as Option | undefined;
+    const asset = option ? resolveAsset(option, route, ctx, "", []) : undefined;
+    metered ??= new Map();
+    metered.set(meteredKey(r), {
+      decimals: asset?.decimals ?? 6,
+      defaultCharge: option?.defaultCharge ?? route.defaultCharge,
+    });
+  });
+  return metered;
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
  * Decoding a buyer's payment header into a `Payment`. Pure.
  * Steps, each with its own failure: size cap → base64/JSON → x402 envelope schema (the official
- * `@x402/core` one) → version must fit the header → scheme must be `exact` → the payload of the
- * network's family: an EIP-3009 authorization (EVM) or a partly signed transaction (Solana).
+ * `@x402/core` one) → version must fit the header → scheme `exact` or (v2, EVM) `upto` → the
+ * payload: an EIP-3009 authorization (EVM `exact`), a partly signed transaction (Solana `exact`)
+ * or a Permit2 witness transfer (EVM `upto`).
  */
 import { PaymentPayloadV1Schema, PaymentPayloadV2Schema, z } from "@x402/core/schemas";
 import { type Failure, fail } from "../errors.ts";
@@ -22,9 +23,19 @@ export interface Authorization {
   nonce: Hex;
 }
 
+/** What an `upto` buyer signs: a Permit2 `PermitWitnessTransferFrom` of at most `permitted.amount`. */
+export interface Permit2Authorization {
+  from: Hex;
+  permitted: { token: Hex; amount: string };
+  spender: Hex;
+  nonce: string;
+  deadline: string;
+  witness: { to: Hex; facilitator: Hex; validAfter: string };
+}
+
 interface PaymentBase {
   version: 1 | 2;
-  scheme: "exact";
+  scheme: "exact" | "upto";
   /** CAIP-2, also for v1 payloads. */
   network: string;
   /** v2 only: the requirement the buyer says it accepted. */
@@ -35,16 +46,25 @@ interface PaymentBase {
 
 export interface EvmPayment extends PaymentBase {
   family: "evm";
+  scheme: "exact";
   authorization: Authorization;
   signature: Hex;
 }
 
 export interface SvmPayment extends PaymentBase {
   family: "svm";
+  scheme: "exact";
   transaction: SolanaTransaction;
 }
 
-export type Payment = EvmPayment | SvmPayment;
+export interface UptoPayment extends PaymentBase {
+  family: "evm";
+  scheme: "upto";
+  permit2: Permit2Authorization;
+  signature: Hex;
+}
+
+export type Payment = EvmPayment | SvmPayment | UptoPayment;
 
 const Address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 20-byte hex address");
 const Uint = z.string().regex(/^(0|[1-9][0-9]{0,77})$/, "must be a decimal integer string");
@@ -58,6 +78,18 @@ const ExactEvmPayloadSchema = z.object({
     validAfter: Uint,
     validBefore: Uint,
     nonce: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be 32 hex bytes"),
+  }),
+});
+
+const UptoPayloadSchema = z.object({
+  signature: z.string().regex(/^0x(?:[0-9a-fA-F]{2}){1,4096}$/, "must be hex bytes"),
+  permit2Authorization: z.object({
+    from: Address,
+    permitted: z.object({ token: Address, amount: Uint }),
+    spender: Address,
+    nonce: Uint,
+    deadline: Uint,
+    witness: z.object({ to: Address, facilitator: Address, validAfter: Uint }),
   }),
 });
 
@@ -122,8 +154,25 @@ export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentRe
     }
     inner = envelope.data.payload;
   }
-  if (scheme !== "exact") return no(fail("scheme_mismatch", 'Only the "exact" scheme is accepted.', scheme));
-  const base = { version: expectedVersion, scheme: "exact" as const, network, ...(accepted ? { accepted } : {}), raw };
+  const upto = scheme === "upto" && expectedVersion === 2 && familyOf(network) === "evm";
+  if (scheme !== "exact" && !upto) {
+    return no(fail("scheme_mismatch", 'Only the "exact" scheme (and "upto" on EVM, in x402 v2) is accepted.', scheme));
+  }
+  const base = { version: expectedVersion, network, ...(accepted ? { accepted } : {}), raw };
+  if (upto) {
+    const permit = UptoPayloadSchema.safeParse(inner);
+    if (!permit.success) return no(schemaFailure(permit.error, "payload"));
+    return {
+      ok: true,
+      payment: {
+        ...base,
+        family: "evm",
+        scheme: "upto",
+        permit2: permit.data.permit2Authorization as Permit2Authorization,
+        signature: permit.data.signature as Hex,
+      },
+    };
+  }
 
   if (familyOf(network) === "svm") {
     const svm = ExactSvmPayloadSchema.safeParse(inner);
@@ -133,7 +182,7 @@ export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentRe
     if (!decodedTx.ok) {
       return no(fail("payment_header_malformed", "The payment's transaction cannot be read.", decodedTx.problem));
     }
-    return { ok: true, payment: { ...base, family: "svm", transaction: decodedTx.tx } };
+    return { ok: true, payment: { ...base, family: "svm", scheme: "exact", transaction: decodedTx.tx } };
   }
   const exact = ExactEvmPayloadSchema.safeParse(inner);
   if (!exact.success) return no(schemaFailure(exact.error, "payload"));
@@ -142,6 +191,7 @@ export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentRe
     payment: {
       ...base,
       family: "evm",
+      scheme: "exact",
       authorization: exact.data.authorization as Authorization,
       signature: exact.data.signature as Hex,
     },

@@ -1,7 +1,8 @@
 /**
  * The seam between the request path and each scheme's code: `paywall.ts` reads a payment the same
- * way whatever it pays with, and each family's `exact` (EVM: an EIP-3009 authorization; Solana: a
- * partly signed transfer) answers these questions its own way, in its own folder.
+ * way whatever it pays with, and each scheme (EVM `exact`: an EIP-3009 authorization; Solana
+ * `exact`: a partly signed transfer; EVM `upto`: a Permit2 witness transfer of at most a maximum)
+ * answers these questions its own way, in its own folder.
  */
 import type { Failure } from "../errors.ts";
 import {
@@ -10,12 +11,14 @@ import {
   type PricingTable,
   type Requirement,
   type SvmRequirement,
+  type UptoRequirement,
 } from "../pricing/document.ts";
 import { checkAuthorization, checkSignature, findRequirement, selectRequirement } from "./exact-evm/checks.ts";
 import { exactEvmIdentity } from "./exact-evm/identity.ts";
 import { checkSignatures, exactSvmIdentity } from "./exact-svm/checks.ts";
 import { findSvmRequirement, selectSvmRequirement, svmPayer, svmTerms } from "./exact-svm/scheme.ts";
-import type { EvmPayment, Payment, Selected, SvmPayment } from "./payment.ts";
+import type { EvmPayment, Payment, Selected, SvmPayment, UptoPayment } from "./payment.ts";
+import { checkUptoSignature, findUpto, selectUpto, uptoIdentity, uptoTerms } from "./upto-evm/scheme.ts";
 
 export interface Fit {
   nowSeconds: number;
@@ -78,6 +81,20 @@ const exactSvm: Scheme<SvmPayment> = {
   maybeSettled: new Set(["amount_mismatch", "pay_to_mismatch", "fee_payer_mismatch"]),
 };
 
+const uptoEvm: Scheme<UptoPayment> = {
+  find: (payment, accepts) => findUpto(payment, accepts),
+  select: (payment, accepts) => selectUpto(payment, accepts),
+  terms: async (payment, requirement, fit) => uptoTerms(payment, requirement as UptoRequirement, fit.nowSeconds),
+  // Permit2's domain is the chain's alone: every upto requirement on a network checks the same way.
+  signatureKey: (r) => `${r.network}|permit2`,
+  signature: async (payment) => checkUptoSignature(payment),
+  identity: async (payment) => uptoIdentity(payment),
+  payer: (payment) => payment.permit2.from,
+  validBefore: (payment) => payment.permit2.deadline,
+  maybeSettled: new Set(["amount_mismatch", "pay_to_mismatch", "payment_expired", "facilitator_mismatch"]),
+};
+
 export function schemeOf(payment: Payment): Scheme<Payment> {
+  if (payment.scheme === "upto") return uptoEvm as Scheme<Payment>;
   return (payment.family === "svm" ? exactSvm : exactEvm) as Scheme<Payment>;
 }

@@ -3,8 +3,9 @@
  * v2 goes in the `PAYMENT-REQUIRED` header; the JSON body is the v1 shape so that v1 buyers
  * (`x402-fetch` 1.x) can pay from it too.
  */
-import type { Requirement, RouteRule } from "../pricing/document.ts";
+import { isUptoRequirement, type Requirement, type RouteRule } from "../pricing/document.ts";
 import { outputSchemaV1 } from "./bazaar.ts";
+import { EIP2612_GAS_SPONSORING, EIP2612_GAS_SPONSORING_KEY } from "./gas-sponsoring.ts";
 import { toV1Network } from "./networks.ts";
 
 export interface PaymentRequiredV2 {
@@ -12,7 +13,10 @@ export interface PaymentRequiredV2 {
   error?: string;
   resource: { url: string; description: string; mimeType: string };
   accepts: Requirement[];
-  /** `bazaar`: discovery metadata for agents and catalogues (x402/bazaar.ts). */
+  /**
+   * `bazaar`: discovery metadata for agents and catalogues (x402/bazaar.ts);
+   * `eip2612GasSponsoring` on routes with `upto` options (x402/gas-sponsoring.ts).
+   */
   extensions?: Record<string, unknown>;
 }
 
@@ -38,12 +42,15 @@ export interface PaymentRequiredV1 {
 }
 
 export function buildPaymentRequired(route: RouteRule, resourceUrl: string, error?: string): PaymentRequiredV2 {
+  const extensions: Record<string, unknown> = {};
+  if (route.discovery) extensions.bazaar = route.discovery;
+  if (route.accepts.some(isUptoRequirement)) extensions[EIP2612_GAS_SPONSORING_KEY] = EIP2612_GAS_SPONSORING;
   return {
     x402Version: 2,
     ...(error ? { error } : {}),
     resource: { url: resourceUrl, description: route.description, mimeType: route.mimeType },
     accepts: route.accepts,
-    ...(route.discovery ? { extensions: { bazaar: route.discovery } } : {}),
+    ...(Object.keys(extensions).length > 0 ? { extensions } : {}),
   };
 }
 
@@ -56,12 +63,13 @@ export function buildPaymentRequiredV1(route: RouteRule, resourceUrl: string, er
   return { x402Version: 1, error, accepts };
 }
 
-/** undefined when v1 has no name for the requirement's network. */
+/** undefined when v1 has no name for the requirement's network, or no such scheme (`upto` is v2 only). */
 export function toRequirementV1(
   requirement: Requirement,
   route: RouteRule,
   resourceUrl: string,
 ): RequirementV1 | undefined {
+  if (requirement.scheme !== "exact") return undefined;
   const network = toV1Network(requirement.network);
   if (!network) return undefined;
   return {

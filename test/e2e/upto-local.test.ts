@@ -24,9 +24,8 @@ beforeAll(async () => {
   chain = await startChain(await freePort());
   await setUpChain(chain.rpcUrl);
   facilitator = await startFacilitator(await freePort(), chain.rpcUrl);
-  const supported = await (await fetch(`${facilitator.url}/supported`)).json();
-  const upto = supported.kinds.find((k: { scheme: string }) => k.scheme === "upto");
-  facilitatorAddress = upto.extra.facilitatorAddress;
+  const upto = (await supportedOf()).kinds.find((k) => k.scheme === "upto");
+  facilitatorAddress = upto?.extra?.facilitatorAddress ?? "";
 }, 60_000);
 
 afterAll(async () => {
@@ -48,10 +47,27 @@ async function sign(index: number, reqs: PaymentRequirements, gasless: boolean):
   const signer = toClientEvmSigner(account(index), chain.publicClient as PublicClient);
   const context = gasless ? { extensions: declareEip2612GasSponsoringExtension() } : undefined;
   const result = await new UptoEvmScheme(signer).createPaymentPayload(2, reqs, context as never);
-  return { ...result, accepted: reqs, resource: { url: "http://x/y", description: "", mimeType: "" } } as PaymentPayload;
+  return {
+    ...result,
+    accepted: reqs,
+    resource: { url: "http://x/y", description: "", mimeType: "" },
+  } as PaymentPayload;
 }
 
-const call = async (path: "/verify" | "/settle", payload: PaymentPayload, reqs: PaymentRequirements) =>
+interface Reply {
+  isValid?: boolean;
+  invalidReason?: string;
+  success?: boolean;
+  [key: string]: unknown;
+}
+interface Supported {
+  kinds: { scheme: string; extra?: { facilitatorAddress?: string } }[];
+  extensions: string[];
+}
+const supportedOf = async (): Promise<Supported> =>
+  (await fetch(`${facilitator.url}/supported`)).json() as Promise<Supported>;
+
+const call = async (path: "/verify" | "/settle", payload: PaymentPayload, reqs: PaymentRequirements): Promise<Reply> =>
   (
     await fetch(`${facilitator.url}${path}`, {
       method: "POST",
@@ -61,7 +77,7 @@ const call = async (path: "/verify" | "/settle", payload: PaymentPayload, reqs: 
 
 describe("upto on the local chain, with the official buyer and facilitator", () => {
   it("advertises the facilitator address and the gas sponsoring extension", async () => {
-    const supported = await (await fetch(`${facilitator.url}/supported`)).json();
+    const supported = await supportedOf();
     expect(facilitatorAddress).toBe(account(ROLE.facilitator).address);
     expect(supported.extensions).toContain("eip2612GasSponsoring");
   });
@@ -77,7 +93,10 @@ describe("upto on the local chain, with the official buyer and facilitator", () 
     const verified = await call("/verify", payload, reqs);
     expect(verified).toMatchObject({ isValid: true, payer: buyer });
 
-    const before = { buyer: await usdcBalance(chain.publicClient, buyer), merchant: await usdcBalance(chain.publicClient, merchant) };
+    const before = {
+      buyer: await usdcBalance(chain.publicClient, buyer),
+      merchant: await usdcBalance(chain.publicClient, merchant),
+    };
     const settled = await call("/settle", payload, { ...reqs, amount: "12345" });
     expect(settled).toMatchObject({ success: true, payer: buyer, amount: "12345" });
     expect(await usdcBalance(chain.publicClient, buyer)).toBe(before.buyer - 12_345n);
@@ -112,8 +131,12 @@ describe("upto on the local chain, with the official buyer and facilitator", () 
     const otherPayTo = { ...reqs, payTo: account(ROLE.deployer).address };
     expect((await call("/verify", payload, otherPayTo)).isValid).toBe(false);
     const forged = structuredClone(payload);
-    (forged.payload as { permit2Authorization: { permitted: { amount: string } } }).permit2Authorization.permitted.amount = "3000";
-    expect((await call("/verify", forged, { ...reqs, amount: "3000" })).invalidReason).toBe("invalid_permit2_signature");
+    (
+      forged.payload as { permit2Authorization: { permitted: { amount: string } } }
+    ).permit2Authorization.permitted.amount = "3000";
+    expect((await call("/verify", forged, { ...reqs, amount: "3000" })).invalidReason).toBe(
+      "invalid_permit2_signature",
+    );
     // Nothing above moved money; the untouched payment still settles its smaller amount.
     const before = await usdcBalance(chain.publicClient, account(index).address);
     expect(await call("/settle", payload, { ...reqs, amount: "0" })).toMatchObject({ success: true, transaction: "" });

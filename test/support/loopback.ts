@@ -91,6 +91,15 @@ export async function startOrigin(): Promise<{ port: number; close: () => Promis
       ]);
       return res.end(`cookie answer ${log.length}`);
     }
+    if (url.pathname.startsWith("/base/metered")) {
+      // An upto origin: reports its charge as ?report= says (the raw header value), or not at all.
+      const report = url.searchParams.get("report");
+      res.writeHead(200, {
+        "content-type": "text/plain",
+        ...(report === null ? {} : { "settlement-overrides": report }),
+      });
+      return res.end(`metered answer ${log.length}`);
+    }
     if (url.pathname === "/base/never") return; // never answers: the Worker's origin timeout must fire
     if (url.pathname === "/base/reports/with-headers") {
       // An origin with opinions: two cookies, its own CORS and caching, an expiry.

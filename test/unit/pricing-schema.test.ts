@@ -38,6 +38,9 @@ const VALID = [
   },
   { ...withRoute({ price: "$0.01" }), paths: {} },
   withRoute({ price: "$0.01", settle: "after", access: { ttl: 60 } }),
+  withRoute({ price: "$0.05", scheme: "upto" }),
+  withRoute({ price: "$0.05", scheme: "upto", defaultCharge: "25%" }),
+  withRoute({ accepts: [{ price: "$0.01" }, { price: "$0.05", scheme: "upto", defaultCharge: "$0.002" }] }),
   withRoute({ price: "$0.001", per: { body: "n", min: 1, max: 100 }, when: { body: { service: "x" } } }),
   {
     ...base,
@@ -81,6 +84,9 @@ const INVALID = [
   { ...withRoute({ price: "$1" }), paths: { case: "upper" } },
   { ...withRoute({ price: "$1" }), paths: { slashes: "merge" } },
   withRoute({ price: "$1", settle: true }),
+  withRoute({ price: "$1", scheme: "deferred" }),
+  withRoute({ price: "$1", scheme: "upto", defaultCharge: "a quarter" }),
+  withRoute({ price: "$1", scheme: "upto", defaultCharge: "25.001%" }),
   withRoute({ price: "$1", per: { query: "n", min: 1, max: 2.5 } }),
   withRoute({ price: "$1", when: { query: Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`f${i}`, "x"])) } }),
 ];

@@ -88,7 +88,14 @@ const cases: Case[] = [
     400,
     "payment_header_malformed",
   ],
-  ["wrong scheme", v2(() => v2Header({ accepted: { scheme: "upto" as "exact" } })), 402, "scheme_mismatch"],
+  ["an unknown scheme", v2(() => v2Header({ accepted: { scheme: "deferred" as "exact" } })), 402, "scheme_mismatch"],
+  // An upto payment must carry a Permit2 witness transfer, not an EIP-3009 authorization.
+  [
+    "upto with an exact payload",
+    v2(() => v2Header({ accepted: { scheme: "upto" as "exact" } })),
+    400,
+    "payment_header_malformed",
+  ],
   ["wrong network", v2(() => v2Header({ accepted: { network: "eip155:8453" } })), 402, "network_mismatch"],
   ["unknown v1 network", v1(() => v1Header({ network: "moonnet" })), 402, "network_mismatch"],
   ["wrong v1 network", v1(() => v1Header({ network: "base" })), 402, "network_mismatch"],

@@ -509,6 +509,7 @@ describe("origin and settlement failures", () => {
       transaction: `0x${"cd".repeat(32)}`,
       network: "eip155:84532",
       payer: buyer.address,
+      amount: "1000",
     });
   });
 });
