@@ -1,12 +1,15 @@
 /**
- * `npm run demo [-- --v1] [--svm] [--url URL]`: a buyer pays the running local stack with the
- * official client library — `@x402/fetch` (v2) by default, `x402-fetch` (v1) with --v1; in USDC on
- * the local EVM chain, or on the local Solana with --svm — and shows the 402 it got, what it paid,
- * the transaction, and both balances before and after.
+ * `npm run demo [-- --v1] [--svm] [--upto] [--url URL]`: a buyer pays the running local stack with
+ * the official client library — `@x402/fetch` (v2) by default, `x402-fetch` (v1) with --v1; in USDC
+ * on the local EVM chain, or on the local Solana with --svm; with --upto, a metered route where it
+ * authorises a maximum and the origin's answer decides the (smaller) charge — and shows the 402 it
+ * got, what it paid, the transaction, and both balances before and after.
  */
 import { parseArgs } from "node:util";
 import { x402Client } from "@x402/core/client";
+import { toClientEvmSigner } from "@x402/evm";
 import { ExactEvmScheme } from "@x402/evm/exact/client";
+import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { decodePaymentResponseHeader, wrapFetchWithPayment } from "@x402/fetch";
 import { ExactSvmScheme } from "@x402/svm/exact/client";
 import { createPublicClient, createWalletClient, formatUnits, http } from "viem";
@@ -20,12 +23,19 @@ const { values } = parseArgs({
   options: {
     v1: { type: "boolean", default: false },
     svm: { type: "boolean", default: false },
+    upto: { type: "boolean", default: false },
     "solana-rpc": { type: "string", default: `http://127.0.0.1:${DEFAULT_PORTS.solana}` },
-    url: { type: "string", default: `http://127.0.0.1:${DEFAULT_PORTS.worker}/api/weather/paris` },
+    url: { type: "string" },
     rpc: { type: "string", default: `http://127.0.0.1:${DEFAULT_PORTS.chain}` },
   },
 });
 const usdc = (v: bigint) => `${formatUnits(v, USDC_DECIMALS)} USDC`;
+if (values.upto && (values.v1 || values.svm)) {
+  console.error("--upto is an x402 v2 scheme on EVM: use it without --v1 and --svm.");
+  process.exit(1);
+}
+const worker = `http://127.0.0.1:${DEFAULT_PORTS.worker}`;
+const url = values.url ?? (values.upto ? `${worker}/api/complete?words=12` : `${worker}/api/weather/paris`);
 
 /** The buyer and the merchant on the chosen chain: who pays, who is paid, and their USDC. */
 async function parties() {
@@ -42,7 +52,12 @@ async function parties() {
   const buyer = account(ROLE.buyer);
   const chain = localChain(values.rpc);
   const publicClient = createPublicClient({ chain, transport: http(values.rpc) });
-  const v2 = () => wrapFetchWithPayment(fetch, new x402Client().register("eip155:*", new ExactEvmScheme(buyer)));
+  // upto signs a Permit2 maximum; with the 402's gas sponsoring it adds an EIP-2612 permit when
+  // Permit2 has no allowance yet (the signer reads the token for that), so the buyer sends no transaction.
+  const scheme = values.upto
+    ? new UptoEvmScheme(toClientEvmSigner(buyer, publicClient as never))
+    : new ExactEvmScheme(buyer);
+  const v2 = () => wrapFetchWithPayment(fetch, new x402Client().register("eip155:*", scheme));
   const v1 = () =>
     wrapFetchWithPaymentV1(
       fetch,
@@ -59,20 +74,26 @@ async function parties() {
 
 let unpaid: Response;
 try {
-  unpaid = await fetch(values.url);
+  unpaid = await fetch(url);
 } catch {
-  console.error(`Nothing answers at ${values.url}. Start the stack first: npm run dev`);
+  console.error(`Nothing answers at ${url}. Start the stack first: npm run dev`);
   process.exit(1);
 }
-console.log(`GET ${values.url} without paying → ${unpaid.status} ${unpaid.statusText}`);
+console.log(`GET ${url} without paying → ${unpaid.status} ${unpaid.statusText}`);
 const required = unpaid.headers.get("PAYMENT-REQUIRED");
 if (unpaid.status !== 402 || !required) {
   console.error("Expected a 402 with PAYMENT-REQUIRED; is this a priced route?");
   process.exit(1);
 }
-const accepts = JSON.parse(atob(required)).accepts as { amount: string; network: string; payTo: string }[];
+const accepts = JSON.parse(atob(required)).accepts as {
+  scheme: string;
+  amount: string;
+  network: string;
+  payTo: string;
+}[];
 for (const offer of accepts) {
-  console.log(`  asks for ${usdc(BigInt(offer.amount))} on ${offer.network}, paid to ${offer.payTo}`);
+  const what = offer.scheme === "upto" ? `at most ${usdc(BigInt(offer.amount))} (upto)` : usdc(BigInt(offer.amount));
+  console.log(`  asks for ${what} on ${offer.network}, paid to ${offer.payTo}`);
 }
 const { buyer, merchant, balance, v1, v2 } = await parties();
 if (values.svm && !accepts.some((a) => a.network === SOLANA_DEVNET)) {
@@ -86,7 +107,7 @@ const chainName = values.svm ? "Solana (litesvm)" : "the local EVM chain";
 console.log(
   `\nPaying with ${values.v1 ? "x402-fetch (x402 v1)" : "@x402/fetch (x402 v2)"} on ${chainName} as ${buyer}…`,
 );
-const paid = await paidFetch(values.url);
+const paid = await paidFetch(url);
 console.log(`  → ${paid.status} ${paid.statusText}: ${await paid.text()}`);
 const settlement = paid.headers.get(values.v1 ? "X-PAYMENT-RESPONSE" : "PAYMENT-RESPONSE");
 if (!settlement) {
@@ -94,7 +115,11 @@ if (!settlement) {
   process.exit(1);
 }
 const receipt = decodePaymentResponseHeader(settlement);
-console.log(`  transaction ${receipt.transaction} on ${receipt.network}`);
+console.log(`  transaction ${receipt.transaction || "(none: nothing to charge)"} on ${receipt.network}`);
+if (values.upto) {
+  const maximum = BigInt(accepts.find((a) => a.scheme === "upto")?.amount ?? "0");
+  console.log(`  authorised at most ${usdc(maximum)}; the origin's answer cost ${usdc(BigInt(receipt.amount ?? "0"))}`);
+}
 
 const after = { buyer: await balance(buyer), merchant: await balance(merchant) };
 console.log(`

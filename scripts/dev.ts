@@ -116,4 +116,5 @@ Try it:
   npm run demo -- --v1                               # pay with x402-fetch (v1)
   npm run demo -- --svm                              # pay in USDC on Solana with @x402/fetch
   npm run demo -- --svm --v1                         # pay on Solana with x402-fetch (v1)
+  npm run demo -- --upto                             # authorise $0.01, pay what the answer cost
 `);

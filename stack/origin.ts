@@ -19,6 +19,7 @@ export const ORIGIN_ENDPOINTS = [
   "GET /api/fail               always 500",
   'POST /api/infer             {"service": "llm-70b" | "llm-8b", "prompt": "…"}: a pretend completion',
   "GET /api/batch?count=N      N generated ids",
+  "GET /api/complete?words=N   N generated words, metered: reports $0.0001 a word in Settlement-Overrides",
 ];
 
 export async function startOrigin(port: number): Promise<OriginServer> {
