@@ -267,7 +267,7 @@ describe("npm run setup", () => {
       expect(r.code).toBe(code);
       expect(r.out).toContain('KV PRICING: find or create namespace "x402-edge-paywall-PRICING"');
       expect(r.out).toContain("Durable Object LEDGER (PaymentLedger): nothing to create");
-      expect(r.out).toMatch(/Pricing: push .*pricing\.json \(8 routes, version [0-9a-f]{16}\)/);
+      expect(r.out).toMatch(/Pricing: push .*pricing\.json \(9 routes, version [0-9a-f]{16}\)/);
       expect(r.out).toContain("npm run wrangler -- secret put ORIGIN_SHARED_SECRET");
       expect(r.out).toContain("fix: ORIGIN_URL is http://127.0.0.1:8788");
       expect(r.err).toContain("wrangler is not logged in to Cloudflare: run `npm run wrangler -- login`");
