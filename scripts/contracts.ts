@@ -8,7 +8,14 @@ import { join, resolve } from "node:path";
 import solc from "solc";
 
 export const CONTRACTS_DIR = resolve(import.meta.dirname, "..", "contracts");
-export const CONTRACT_NAMES = ["TestUSDC", "Multicall3", "Permit2", "X402UptoPermit2Proxy"] as const;
+export const CONTRACT_NAMES = [
+  "TestUSDC",
+  "Multicall3",
+  "Permit2",
+  "X402UptoPermit2Proxy",
+  "BatchSettlement",
+  "ERC3009DepositCollector",
+] as const;
 
 export interface Artifact {
   contractName: string;

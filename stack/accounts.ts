@@ -18,6 +18,15 @@ export const USDC_DECIMALS = 6;
 /** Where `upto` payments go through: Permit2's canonical address and x402's upto proxy (our own contracts, installed there). */
 export const PERMIT2_ADDRESS = "0x000000000022D473030F116dDEE9F6B43aC78BA3";
 export const UPTO_PROXY_ADDRESS = "0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002";
+/** batch-settlement's channel manager and ERC-3009 deposit collector (our own contracts, at the official addresses). */
+export const BATCH_SETTLEMENT_ADDRESS = "0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003";
+export const ERC3009_DEPOSIT_COLLECTOR_ADDRESS = "0x4020806089470a89826cB9fB1f4059150b550004";
+
+/**
+ * The local stack's token for GET /__x402/channels (a Worker secret in production, set with
+ * `wrangler secret put CHANNELS_ADMIN_TOKEN`). Public like the keys above: local use only.
+ */
+export const LOCAL_CHANNELS_ADMIN_TOKEN = "local-stack-only-channels-token";
 
 export const ROLE = { deployer: 0, facilitator: 1, buyer: 2, merchant: 3, extraBuyers: 4 } as const;
 /** Buyers funded at start: the demo buyer plus this many more (the e2e concurrency test uses them). */

@@ -1,7 +1,8 @@
 /**
  * The local chain: anvil from its npm package (the binary, run directly: one PID), the project's
  * test stablecoin installed at Base Sepolia's USDC address, a Multicall3 stand-in, a Permit2 subset
- * and x402's upto proxy at their official addresses, funded buyers.
+ * x402's upto proxy, batch-settlement's channel manager and deposit collector at their official
+ * addresses, funded buyers.
  */
 import { createRequire } from "node:module";
 import {
@@ -17,7 +18,9 @@ import {
 import { readArtifact } from "../scripts/contracts.ts";
 import {
   account,
+  BATCH_SETTLEMENT_ADDRESS,
   CHAIN_ID,
+  ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
   EXTRA_BUYERS,
   MNEMONIC,
   MULTICALL3_ADDRESS,
@@ -75,7 +78,7 @@ export async function startChain(port: number): Promise<Chain> {
   return { rpcUrl, process: proc, publicClient };
 }
 
-/** Installs the token, Multicall3, Permit2 and the upto proxy, then mints STARTING_USDC to the demo buyer and the extra buyers. */
+/** Installs the token, Multicall3, Permit2, the upto proxy and the batch-settlement contracts, then mints STARTING_USDC to the demo buyer and the extra buyers. */
 export async function setUpChain(rpcUrl: string): Promise<void> {
   const chain = localChain(rpcUrl);
   const test = createTestClient({ chain, mode: "anvil", transport: http(rpcUrl) });
@@ -86,6 +89,11 @@ export async function setUpChain(rpcUrl: string): Promise<void> {
   await test.setCode({ address: MULTICALL3_ADDRESS, bytecode: readArtifact("Multicall3").deployedBytecode });
   await test.setCode({ address: PERMIT2_ADDRESS, bytecode: readArtifact("Permit2").deployedBytecode });
   await test.setCode({ address: UPTO_PROXY_ADDRESS, bytecode: readArtifact("X402UptoPermit2Proxy").deployedBytecode });
+  await test.setCode({ address: BATCH_SETTLEMENT_ADDRESS, bytecode: readArtifact("BatchSettlement").deployedBytecode });
+  await test.setCode({
+    address: ERC3009_DEPOSIT_COLLECTOR_ADDRESS,
+    bytecode: readArtifact("ERC3009DepositCollector").deployedBytecode,
+  });
 
   const wallet = createWalletClient({ account: deployer, chain, transport: http(rpcUrl) });
   const publicClient = createPublicClient({ chain, transport: http(rpcUrl) });

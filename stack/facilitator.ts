@@ -1,6 +1,6 @@
 /**
- * The official x402 facilitator (`@x402/core` facilitator + `@x402/evm`'s exact and upto schemes
- * with EIP-2612 gas sponsoring, and `@x402/svm`'s exact for Solana), served over HTTP on loopback and settling real transactions on the
+ * The official x402 facilitator (`@x402/core` facilitator + `@x402/evm`'s exact, upto and
+ * batch-settlement schemes with EIP-2612 gas sponsoring, and `@x402/svm`'s exact for Solana), served over HTTP on loopback and settling real transactions on the
  * local chains. This is not our code: it is
  * what a hosted facilitator runs, wrapped in ~40 lines of node:http.
  */
@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { x402Facilitator } from "@x402/core/facilitator";
 import { toFacilitatorEvmSigner } from "@x402/evm";
 import { registerExactEvmScheme } from "@x402/evm/exact/facilitator";
+import { BatchSettlementEvmScheme } from "@x402/evm/batch-settlement/facilitator";
 import { UptoEvmScheme } from "@x402/evm/upto/facilitator";
 import { EIP2612_GAS_SPONSORING } from "@x402/extensions";
 import { toFacilitatorSvmSigner } from "@x402/svm";
@@ -53,6 +54,9 @@ export async function startFacilitator(
   const facilitator = new x402Facilitator();
   registerExactEvmScheme(facilitator, { signer, networks: NETWORK });
   facilitator.register(NETWORK, new UptoEvmScheme(signer));
+  // The facilitator's key also signs claim batches and refunds as the sellers' receiver authorizer
+  // (advertised as extra.receiverAuthorizer), so servers need no key of their own for that.
+  facilitator.register(NETWORK, new BatchSettlementEvmScheme(signer, signerAccount));
   facilitator.registerExtension(EIP2612_GAS_SPONSORING);
   if (options.solanaRpcUrl) {
     registerExactSvmScheme(facilitator, {
