@@ -18,6 +18,8 @@ import type { Condition, Scalar } from "./pricing/conditions.ts";
 import { PricingStore } from "./pricing/store.ts";
 import { ReceiptStore } from "./receipts.ts";
 import { errorResponse } from "./responses.ts";
+import { channelsEndpoint } from "./sessions/admin.ts";
+import { Sessions } from "./sessions/sessions.ts";
 
 export interface AppOptions {
   /** Clock in milliseconds; tests freeze it. */
@@ -54,6 +56,13 @@ export function createApp(options: AppOptions = {}) {
     } else {
       const config = parsed.config;
       const log = options.log ?? logJson;
+      const facilitators = new FacilitatorPool(config.facilitators, {
+        fetch: options.fetch ?? ((input, init) => fetch(input, init)),
+        verifyTimeoutMs: config.verifyTimeoutMs,
+        settleTimeoutMs: config.settleTimeoutMs,
+        nowMs: options.nowMs ?? Date.now,
+        log,
+      });
       rt = {
         config,
         pricing: new PricingStore({
@@ -64,13 +73,8 @@ export function createApp(options: AppOptions = {}) {
         }),
         receipts: new ReceiptStore(env.RECEIPTS, log),
         ledger: new Ledger(config.ledger, config.leaseMs, log),
-        facilitators: new FacilitatorPool(config.facilitators, {
-          fetch: options.fetch ?? ((input, init) => fetch(input, init)),
-          verifyTimeoutMs: config.verifyTimeoutMs,
-          settleTimeoutMs: config.settleTimeoutMs,
-          nowMs: options.nowMs ?? Date.now,
-          log,
-        }),
+        facilitators,
+        sessions: config.sessions ? new Sessions(config.sessions, facilitators) : undefined,
         payments: new BoundedMap(PAYMENT_MEMO_ENTRIES),
         unpaid: new BoundedMap(PAYMENT_REQUIRED_MEMO_ENTRIES),
         nowMs: options.nowMs ?? Date.now,
@@ -142,6 +146,8 @@ export function createApp(options: AppOptions = {}) {
       return errorResponse(fail("pricing_unavailable", "No valid pricing table is loaded.", pricing.why));
     return wellKnownResponse(pricing.table, c.req.raw);
   });
+  app.get(`${BUILTIN_PREFIX}channels`, (c) => channelsEndpoint(c.get("rt"), c.req.raw, "list"));
+  app.post(`${BUILTIN_PREFIX}channels/claim`, (c) => channelsEndpoint(c.get("rt"), c.req.raw, "claim"));
   app.all(WELL_KNOWN_PATH, () => errorResponse(fail("method_not_allowed", "Use GET.")));
   app.all(`${BUILTIN_PREFIX}health`, () => errorResponse(fail("method_not_allowed", "Use GET.")));
   app.all(`${BUILTIN_PREFIX}pricing`, () => errorResponse(fail("method_not_allowed", "Use GET.")));

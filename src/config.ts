@@ -20,6 +20,7 @@ import {
 import { type FacilitatorConfig, parseFacilitators } from "./facilitators/config.ts";
 import { parseHttpUrl } from "./http-url.ts";
 import type { PaymentLedger } from "./ledger/payment-ledger.ts";
+import type { ChannelBook, PaymentChannel } from "./sessions/channel-objects.ts";
 
 /** What wrangler.toml, `wrangler secret` and `.dev.vars` provide. */
 export interface Bindings {
@@ -27,6 +28,17 @@ export interface Bindings {
   RECEIPTS: KVNamespace;
   /** The payment ledger: one Durable Object per payment (ledger/payment-ledger.ts). */
   LEDGER: DurableObjectNamespace<PaymentLedger>;
+  /** batch-settlement channels, one Durable Object each, and each seller's book (sessions/). */
+  CHANNELS?: DurableObjectNamespace<PaymentChannel>;
+  CHANNEL_BOOKS?: DurableObjectNamespace<ChannelBook>;
+  /** Seconds between a seller's claim-and-settle runs (default 600). */
+  CHANNEL_CLAIM_INTERVAL_SECONDS?: string;
+  /** A channel's unclaimed amount (atomic units) that starts a claim run at once (default 1000000). */
+  CHANNEL_CLAIM_THRESHOLD?: string;
+  /** A channel idle this long is refunded its unclaimed balance (default 86400). */
+  CHANNEL_REFUND_IDLE_SECONDS?: string;
+  /** Secret: bearer token for GET /__x402/channels; without it that endpoint answers 404. */
+  CHANNELS_ADMIN_TOKEN?: string;
   /** Optional service binding; when present the origin is reached through it. */
   ORIGIN?: Fetcher;
   /**
@@ -87,6 +99,17 @@ export interface Config {
   /** Most bytes of a request body read to price it (rules with `when.body` or `per.body`). */
   bodyLimitBytes: number;
   originSharedSecret: string | undefined;
+  /** batch-settlement: undefined when the CHANNELS and CHANNEL_BOOKS bindings are not configured. */
+  sessions: SessionConfig | undefined;
+}
+
+export interface SessionConfig {
+  channels: DurableObjectNamespace<PaymentChannel>;
+  books: DurableObjectNamespace<ChannelBook>;
+  claimIntervalSeconds: number;
+  claimThreshold: bigint;
+  refundIdleSeconds: number;
+  adminToken: string | undefined;
 }
 
 export type ConfigResult = { ok: true; config: Config } | { ok: false; variable: string; problem: string };
@@ -168,6 +191,32 @@ export function parseConfig(env: Bindings): ConfigResult {
     return bad("PRICING_BODY_LIMIT_BYTES", `must be a whole number of bytes from 1 to ${MAX_PRICING_BODY_LIMIT_BYTES}`);
   }
 
+  let sessions: SessionConfig | undefined;
+  if (isNamespace(env.CHANNELS) && isNamespace(env.CHANNEL_BOOKS)) {
+    const claimIntervalSeconds = parseWholeNumber(env.CHANNEL_CLAIM_INTERVAL_SECONDS, 600);
+    if (!claimIntervalSeconds || claimIntervalSeconds > 86_400) {
+      return bad("CHANNEL_CLAIM_INTERVAL_SECONDS", "must be a whole number of seconds from 1 to 86400");
+    }
+    const threshold = env.CHANNEL_CLAIM_THRESHOLD ?? "1000000";
+    if (!/^[1-9][0-9]{0,30}$/.test(threshold)) {
+      return bad("CHANNEL_CLAIM_THRESHOLD", "must be a positive whole number of atomic units");
+    }
+    const refundIdleSeconds = parseWholeNumber(env.CHANNEL_REFUND_IDLE_SECONDS, 86_400);
+    if (!refundIdleSeconds) return bad("CHANNEL_REFUND_IDLE_SECONDS", "must be a positive whole number of seconds");
+    const adminToken = env.CHANNELS_ADMIN_TOKEN || undefined;
+    if (adminToken !== undefined && adminToken.length < 16) {
+      return bad("CHANNELS_ADMIN_TOKEN", "must be at least 16 characters");
+    }
+    sessions = {
+      channels: env.CHANNELS as DurableObjectNamespace<PaymentChannel>,
+      books: env.CHANNEL_BOOKS as DurableObjectNamespace<ChannelBook>,
+      claimIntervalSeconds,
+      claimThreshold: BigInt(threshold),
+      refundIdleSeconds,
+      adminToken,
+    };
+  }
+
   // Secrets are checked for shape only; the message never repeats them.
   const originSharedSecret = env.ORIGIN_SHARED_SECRET || undefined;
   if (originSharedSecret !== undefined && !isHeaderValue(originSharedSecret)) {
@@ -195,6 +244,7 @@ export function parseConfig(env: Bindings): ConfigResult {
       rateLimitPeriodSeconds,
       bodyLimitBytes,
       originSharedSecret,
+      sessions,
     },
   };
 }

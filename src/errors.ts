@@ -12,6 +12,7 @@ export type Reason =
   | "request_headers_too_large"
   | "rate_limited"
   | "route_denied"
+  | "unauthorized"
   | "method_not_allowed"
   | "not_found"
   // the request fields a dynamic price reads
@@ -103,6 +104,8 @@ export function statusOf(reason: Reason): number {
     case "verify_rejected":
     case "settle_failed":
       return 402;
+    case "unauthorized":
+      return 401;
     case "route_denied":
       return 403;
     case "payment_in_progress":

@@ -2,16 +2,23 @@
  * A route as a 402 offers it at this moment. Some requirements name a key of the facilitator that
  * will settle them, which only its `/supported` tells (facilitators/pool.ts reads and caches it):
  * Solana `exact` its fee payer (`extra.feePayer`), EVM `upto` the address allowed to settle
- * (`extra.facilitatorAddress`). An option whose key is unknown is left out rather than offered
+ * (`extra.facilitatorAddress`), `batch-settlement` the receiver authorizer that signs the seller's
+ * claims (`extra.receiverAuthorizer`). An option whose key is unknown is left out rather than offered
  * unpayable. Routes without such options are returned as they are, with no await.
  */
 import type { FacilitatorPool } from "./facilitators/pool.ts";
-import { isSvmRequirement, isUptoRequirement, type Requirement, type RouteRule } from "./pricing/document.ts";
+import {
+  isBatchRequirement,
+  isSvmRequirement,
+  isUptoRequirement,
+  type Requirement,
+  type RouteRule,
+} from "./pricing/document.ts";
 
 /** The last offered copy of each route, while the facilitator keys it names stay the same. */
 const offered = new WeakMap<RouteRule, { key: string; route: RouteRule }>();
 
-const needsSigner = (r: Requirement) => isSvmRequirement(r) || isUptoRequirement(r);
+const needsSigner = (r: Requirement) => isSvmRequirement(r) || isUptoRequirement(r) || isBatchRequirement(r);
 
 export const hasSignerOptions = (route: RouteRule): boolean => route.accepts.some(needsSigner);
 
@@ -39,7 +46,11 @@ export async function offeredRoute(
     }
     const signer = signers.get(`${r.scheme}|${r.network}`);
     if (!signer) continue;
-    const extra = isUptoRequirement(r) ? { ...r.extra, facilitatorAddress: signer } : { ...r.extra, feePayer: signer };
+    const extra = isUptoRequirement(r)
+      ? { ...r.extra, facilitatorAddress: signer }
+      : isBatchRequirement(r)
+        ? { ...r.extra, receiverAuthorizer: signer }
+        : { ...r.extra, feePayer: signer };
     accepts.push(Object.freeze({ ...r, extra: Object.freeze(extra) }) as Requirement);
   }
   const copy = Object.freeze({ ...route, accepts });

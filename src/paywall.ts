@@ -34,6 +34,7 @@ import { forwardToOrigin } from "./origin.ts";
 import { serveThenSettle, settleThenServe } from "./paid/flows.ts";
 import { answerFromReceipt, answerKnown } from "./paid/known.ts";
 import { bodyOf, type Paid, type Priced, type WaitUntil } from "./paid/paid.ts";
+import { serveSession } from "./paid/session.ts";
 import { canonicalisePath } from "./path.ts";
 import { isGroup, resolveRule } from "./pricing/conditions.ts";
 import type { Requirement, RouteRule } from "./pricing/document.ts";
@@ -53,6 +54,7 @@ import {
 } from "./responses.ts";
 import { decodePayment, type Payment } from "./schemes/payment.ts";
 import { schemeOf } from "./schemes/scheme.ts";
+import type { Sessions } from "./sessions/sessions.ts";
 
 export interface Runtime {
   config: Config;
@@ -60,6 +62,8 @@ export interface Runtime {
   receipts: ReceiptStore;
   facilitators: FacilitatorPool;
   ledger: Ledger;
+  /** batch-settlement channels, when their Durable Object bindings are configured. */
+  sessions: Sessions | undefined;
   /** Payment header → the decoded payment, and what its signature was checked for. */
   payments: BoundedMap<string, DecodedPayment>;
   /** Request URL → the 402 it got when unpaid, for routes whose price reads nothing but the URL. */
@@ -189,13 +193,13 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   if (signed) {
     const offered = await offeredRoute(p.route, rt.facilitators);
     if (offered.route.accepts.length === 0) {
-      const upto = offered.missing.some((kind) => kind.startsWith("upto|"));
+      const upto = offered.missing.some((kind) => !kind.startsWith("exact|"));
       const networks = [...new Set(offered.missing.map((kind) => kind.slice(kind.indexOf("|") + 1)))].join(",");
       return errorResponse(
         upto
           ? fail(
               "facilitator_address_unknown",
-              "No facilitator has told the address it settles upto payments with; this route cannot be paid right now.",
+              "No facilitator has told the key it settles these payments with; this route cannot be paid right now.",
               networks,
             )
           : fail(
@@ -241,6 +245,10 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
   if (known?.version !== version) {
     const decoded = decodePayment(header, version);
     if (!decoded.ok) return refuse(decoded.failure);
+    // A voucher on a batch-settlement channel: the session flow (paid/session.ts) takes it from here.
+    if (decoded.payment.scheme === "batch-settlement") {
+      return serveSession(request, rt, waitUntil, p, decoded.payment, refuse);
+    }
     known = { version, payment: decoded.payment };
     if (header.length <= PAYMENT_MEMO_MAX_BYTES) rt.payments.set(header, known);
   }

@@ -11,7 +11,7 @@ import {
 } from "./constants.ts";
 import { type Failure, failureBody, statusOf } from "./errors.ts";
 import { BoundedMap } from "./memo.ts";
-import { isSvmRequirement, isUptoRequirement, type RouteRule } from "./pricing/document.ts";
+import { isBatchRequirement, isSvmRequirement, isUptoRequirement, type RouteRule } from "./pricing/document.ts";
 import { encodeHeaderJson } from "./x402/codec.ts";
 import { buildPaymentRequired, buildPaymentRequiredV1 } from "./x402/requirements.ts";
 
@@ -109,6 +109,7 @@ function signersOf(route: RouteRule): string {
   for (const r of route.accepts) {
     if (isSvmRequirement(r)) key += `|${r.network}=${r.extra.feePayer ?? ""}`;
     else if (isUptoRequirement(r)) key += `|upto:${r.network}=${r.extra.facilitatorAddress ?? ""}`;
+    else if (isBatchRequirement(r)) key += `|batch:${r.network}=${r.extra.receiverAuthorizer ?? ""}`;
   }
   return key;
 }

@@ -3,6 +3,7 @@ import { execFile } from "node:child_process";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { wranglerEnv } from "../scripts/wrangler-env.ts";
+import { LOCAL_CHANNELS_ADMIN_TOKEN } from "./accounts.ts";
 import { freePort, waitFor } from "./ports.ts";
 import { WRANGLER_BIN } from "./wrangler-bin.ts";
 import { type Child, startChild } from "./process.ts";
@@ -56,6 +57,7 @@ export async function startWorker(options: WorkerOptions): Promise<WorkerProcess
       "--var", `ORIGIN_URL:${options.originUrl}`,
       "--var", `FACILITATOR_URL:${options.facilitatorUrl}`,
       "--var", `PRICING_CACHE_SECONDS:${options.pricingCacheSeconds ?? 10}`,
+      "--var", `CHANNELS_ADMIN_TOKEN:${LOCAL_CHANNELS_ADMIN_TOKEN}`,
       ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
     ],
     { cwd: ROOT, env: wranglerEnv(), echo: options.echo ?? false },

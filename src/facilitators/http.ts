@@ -19,10 +19,14 @@ export interface FacilitatorRequest {
   paymentRequirements: unknown;
 }
 
+/** Scheme state a reply may carry (batch-settlement: the channel's balance and claims); never shown to buyers as is. */
+const Extra = z.record(z.string(), z.unknown()).optional().catch(undefined);
+
 const VerifyReplySchema = z.object({
   isValid: z.boolean(),
   invalidReason: z.string().nullish(),
   payer: z.string().nullish(),
+  extra: Extra,
 });
 
 const SettleReplySchema = z.object({
@@ -31,6 +35,8 @@ const SettleReplySchema = z.object({
   payer: z.string().nullish(),
   transaction: z.string().max(256),
   network: z.string().max(128),
+  amount: z.string().max(80).optional(),
+  extra: Extra,
 });
 
 /** `GET /supported`: what the facilitator settles. Only the fields the paywall reads are checked. */

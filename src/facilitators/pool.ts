@@ -285,13 +285,22 @@ const signerKey = (scheme: string, network: string) => `${scheme}|${network}`;
 const sameKey = (known: string | undefined, named: string) =>
   known !== undefined && (known.startsWith("0x") ? known.toLowerCase() === named.toLowerCase() : known === named);
 
-/** `scheme|network → key` of the v2 kinds that name one: `exact`'s `extra.feePayer`, `upto`'s `extra.facilitatorAddress`. */
+/**
+ * `scheme|network → key` of the v2 kinds that name one: `exact`'s `extra.feePayer` (Solana),
+ * `upto`'s `extra.facilitatorAddress`, `batch-settlement`'s `extra.receiverAuthorizer`.
+ */
 function signersOf(kinds: { x402Version: number; scheme: string; network: string; extra?: Record<string, unknown> }[]) {
   const out = new Map<string, string>();
   for (const k of kinds) {
     if (k.x402Version !== 2) continue;
     const key =
-      k.scheme === "upto" ? k.extra?.facilitatorAddress : k.scheme === "exact" ? k.extra?.feePayer : undefined;
+      k.scheme === "upto"
+        ? k.extra?.facilitatorAddress
+        : k.scheme === "batch-settlement"
+          ? k.extra?.receiverAuthorizer
+          : k.scheme === "exact"
+            ? k.extra?.feePayer
+            : undefined;
     if (typeof key === "string") out.set(signerKey(k.scheme, k.network), key);
   }
   return out;

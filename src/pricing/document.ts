@@ -30,7 +30,7 @@ import { type Pattern, parsePattern, usualMethod, usualPattern } from "./pattern
 import { StringTable } from "./string-table.ts";
 
 interface RequirementBase {
-  scheme: "exact" | "upto";
+  scheme: "exact" | "upto" | "batch-settlement";
   /** CAIP-2. */
   network: string;
   /** Atomic units of the asset. */
@@ -72,14 +72,38 @@ export interface UptoRequirement extends RequirementBase {
   extra: { name: string; version: string; assetTransferMethod: "permit2"; facilitatorAddress?: string };
 }
 
+/**
+ * x402 `batch-settlement` on EVM: `amount` is the price of one request, paid by a cumulative
+ * voucher on a channel the buyer deposits into once (sessions/). v2 only.
+ */
+export interface BatchRequirement extends RequirementBase {
+  scheme: "batch-settlement";
+  asset: `0x${string}`;
+  payTo: `0x${string}`;
+  /**
+   * The token's EIP-712 domain (the deposit is an EIP-3009 authorization), the channel's withdraw
+   * delay (seconds), the smallest deposit asked for (atomic), and `receiverAuthorizer`, the
+   * facilitator key that signs the seller's claims and refunds, learnt from its `/supported`
+   * when a 402 is made (offers.ts).
+   */
+  extra: { name: string; version: string; withdrawDelay: number; minDeposit: string; receiverAuthorizer?: string };
+}
+
 /** One payment option of a route, as the 402 offers it (x402 `PaymentRequirements`). */
-export type Requirement = EvmRequirement | SvmRequirement | UptoRequirement;
+export type Requirement = EvmRequirement | SvmRequirement | UptoRequirement | BatchRequirement;
 
 export const isSvmRequirement = (r: Requirement): r is SvmRequirement => familyOf(r.network) === "svm";
 /** An EVM `exact` requirement (EIP-3009). */
 export const isEvmRequirement = (r: Requirement): r is EvmRequirement =>
   r.scheme === "exact" && familyOf(r.network) === "evm";
 export const isUptoRequirement = (r: Requirement): r is UptoRequirement => r.scheme === "upto";
+export const isBatchRequirement = (r: Requirement): r is BatchRequirement => r.scheme === "batch-settlement";
+
+/** batch-settlement's bounds on a channel's withdraw delay, in seconds (`@x402/evm`'s). */
+export const MIN_WITHDRAW_DELAY_SECONDS = 900;
+export const MAX_WITHDRAW_DELAY_SECONDS = 2_592_000;
+/** Without `minDeposit`, a deposit of at least this many requests is asked for (`@x402/evm`'s default). */
+const DEFAULT_MIN_DEPOSIT_REQUESTS = 10n;
 
 /** What an `upto` option's charge is read with, by `network|asset` (lower case) of its route. */
 export interface Metered {
@@ -261,7 +285,8 @@ const PerSchema = z
 
 const PriceSchema = z.union([z.string().min(1), z.object({ amount: z.string().min(1), asset: Name }).strict()]);
 
-const SchemeSchema = z.enum(["exact", "upto"]);
+const SchemeSchema = z.enum(["exact", "upto", "batch-settlement"]);
+const WithdrawDelay = z.number().int().min(MIN_WITHDRAW_DELAY_SECONDS).max(MAX_WITHDRAW_DELAY_SECONDS);
 /** An `upto` charge: atomic units, "$0.002" or "25%" (of the maximum), as `Settlement-Overrides` spells it. */
 const ChargeSchema = z.string().regex(/^(?:0|[1-9][0-9]{0,77}|\$[0-9]+(?:\.[0-9]+)?|[0-9]+(?:\.[0-9]{1,2})?%)$/, {
   message: 'must be atomic units ("1500"), dollars ("$0.002") or a percentage of the maximum ("25%")',
@@ -275,6 +300,8 @@ const OptionSchema = z
     payTo: Address.optional(),
     scheme: SchemeSchema.optional(),
     defaultCharge: ChargeSchema.optional(),
+    minDeposit: PriceSchema.optional(),
+    withdrawDelay: WithdrawDelay.optional(),
   })
   .strict();
 
@@ -292,6 +319,8 @@ const RouteSchema = z
     accepts: z.array(OptionSchema).min(1).max(16).optional(),
     scheme: SchemeSchema.optional(),
     defaultCharge: ChargeSchema.optional(),
+    minDeposit: PriceSchema.optional(),
+    withdrawDelay: WithdrawDelay.optional(),
     access: z
       .object({ ttl: z.number().int().min(1).max(31_536_000) })
       .strict()
@@ -704,7 +733,9 @@ function compileAcceptsCached(route: Route, ctx: Context, i: number, problems: P
     route.maxTimeoutSeconds === undefined &&
     route.settle === undefined &&
     route.scheme === undefined &&
-    route.defaultCharge === undefined;
+    route.defaultCharge === undefined &&
+    route.minDeposit === undefined &&
+    route.withdrawDelay === undefined;
   if (plain) {
     const cached = ctx.plainPrices.get(route.price as string);
     if (cached) return cached;
@@ -721,7 +752,16 @@ function compileAccepts(route: Route, ctx: Context, at: string, problems: Proble
     return [];
   }
   if (route.price === "free") {
-    for (const key of ["network", "asset", "payTo", "maxTimeoutSeconds", "scheme", "defaultCharge"] as const) {
+    for (const key of [
+      "network",
+      "asset",
+      "payTo",
+      "maxTimeoutSeconds",
+      "scheme",
+      "defaultCharge",
+      "minDeposit",
+      "withdrawDelay",
+    ] as const) {
       if (route[key] !== undefined)
         problems.push({ path: `${at}.${key}`, message: "a free route takes no payment settings" });
     }
@@ -797,11 +837,52 @@ function compileOption(
   } else if (defaultCharge !== undefined) {
     problems.push({ path: `${path}.defaultCharge`, message: 'only an "upto" option has a default charge' });
   }
+  const withdrawDelay = option.withdrawDelay ?? route.withdrawDelay ?? MIN_WITHDRAW_DELAY_SECONDS;
+  const minDepositPrice = option.minDeposit ?? route.minDeposit;
+  let minDeposit: string | undefined;
+  if (scheme === "batch-settlement") {
+    checkSession(route, family, path, problems);
+    if (money.ok) {
+      const price = BigInt(money.atomic);
+      minDeposit = String(price * DEFAULT_MIN_DEPOSIT_REQUESTS);
+      if (minDepositPrice !== undefined) {
+        const m =
+          typeof minDepositPrice === "object"
+            ? checkAtomic(minDepositPrice.amount)
+            : usdToAtomic(minDepositPrice, decimals);
+        if (!m.ok) problems.push({ path: `${path}.minDeposit`, message: m.problem });
+        else if (BigInt(m.atomic) < price) {
+          problems.push({ path: `${path}.minDeposit`, message: "is less than one request's price" });
+        } else minDeposit = m.atomic;
+      }
+    }
+  } else {
+    for (const key of ["minDeposit", "withdrawDelay"] as const) {
+      if ((option[key] ?? route[key]) !== undefined) {
+        problems.push({ path: `${path}.${key}`, message: 'only a "batch-settlement" option has one' });
+      }
+    }
+  }
   if (problems.length > before || !asset || !payTo || !money.ok) return undefined;
-  const key = `${scheme}|${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}|${upfront}`;
+  const key = `${scheme}|${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}|${upfront}|${minDeposit}|${withdrawDelay}`;
   let requirement = ctx.requirements.get(key);
   if (!requirement) {
-    if (scheme === "upto") {
+    if (scheme === "batch-settlement") {
+      requirement = Object.freeze({
+        scheme: "batch-settlement",
+        network: asset.network,
+        amount: money.atomic,
+        asset: asset.address as `0x${string}`,
+        payTo: payTo as `0x${string}`,
+        maxTimeoutSeconds,
+        extra: Object.freeze({
+          name: asset.name,
+          version: asset.version,
+          withdrawDelay,
+          minDeposit: minDeposit as string,
+        }),
+      });
+    } else if (scheme === "upto") {
       requirement = Object.freeze({
         scheme: "upto",
         network: asset.network,
@@ -864,6 +945,28 @@ function checkUpto(route: Route, family: Family, path: string, problems: Problem
     problems.push({
       path: `${path}.scheme`,
       message: '"upto" charges each answer by what the origin reports; it does not buy an access window',
+    });
+  }
+}
+
+/**
+ * Where batch-settlement does not fit: Solana (not supported here yet), `settle: "before"` (a
+ * voucher is committed only with a successful answer) and access windows (each request pays).
+ */
+function checkSession(route: Route, family: Family, path: string, problems: Problem[]): void {
+  if (family === "svm") {
+    problems.push({ path: `${path}.network`, message: '"batch-settlement" is supported on EVM networks only' });
+  }
+  if (route.settle === "before") {
+    problems.push({
+      path: `${path}.scheme`,
+      message: '"batch-settlement" pays each answer by voucher; it cannot settle "before"',
+    });
+  }
+  if (route.access) {
+    problems.push({
+      path: `${path}.scheme`,
+      message: '"batch-settlement" pays per request; it does not buy an access window',
     });
   }
 }

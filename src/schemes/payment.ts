@@ -64,6 +64,18 @@ export interface UptoPayment extends PaymentBase {
   signature: Hex;
 }
 
+/**
+ * A batch-settlement payment: a deposit (with its first voucher) or a voucher on an open channel.
+ * Only its shape is checked here; the official server scheme checks the rest (sessions/).
+ */
+export interface SessionPayment extends Omit<PaymentBase, "scheme"> {
+  family: "evm";
+  scheme: "batch-settlement";
+  channelId: Hex;
+  maxClaimableAmount: string;
+  deposit: boolean;
+}
+
 export type Payment = EvmPayment | SvmPayment | UptoPayment;
 
 const Address = z.string().regex(/^0x[0-9a-fA-F]{40}$/, "must be a 20-byte hex address");
@@ -79,6 +91,17 @@ const ExactEvmPayloadSchema = z.object({
     validBefore: Uint,
     nonce: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be 32 hex bytes"),
   }),
+});
+
+const SessionPayloadSchema = z.object({
+  type: z.string().max(32).optional(),
+  channelConfig: z.object({ payer: Address, receiver: Address, token: Address }).passthrough(),
+  voucher: z.object({
+    channelId: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be 32 hex bytes"),
+    maxClaimableAmount: Uint,
+    signature: z.string().regex(/^0x(?:[0-9a-fA-F]{2}){1,4096}$/, "must be hex bytes"),
+  }),
+  deposit: z.object({ amount: Uint }).passthrough().optional(),
 });
 
 const UptoPayloadSchema = z.object({
@@ -104,7 +127,7 @@ const ExactSvmPayloadSchema = z.object({
 /** Which of a route's requirements a payment is for, or why none. */
 export type Selected = { ok: true; requirement: Requirement } | { ok: false; failure: Failure };
 
-export type PaymentResult = { ok: true; payment: Payment } | { ok: false; failure: Failure };
+export type PaymentResult = { ok: true; payment: Payment | SessionPayment } | { ok: false; failure: Failure };
 
 /** `expectedVersion` is 2 for `PAYMENT-SIGNATURE`, 1 for `X-PAYMENT`. */
 export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentResult {
@@ -154,11 +177,34 @@ export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentRe
     }
     inner = envelope.data.payload;
   }
-  const upto = scheme === "upto" && expectedVersion === 2 && familyOf(network) === "evm";
-  if (scheme !== "exact" && !upto) {
-    return no(fail("scheme_mismatch", 'Only the "exact" scheme (and "upto" on EVM, in x402 v2) is accepted.', scheme));
+  const evmV2 = expectedVersion === 2 && familyOf(network) === "evm";
+  const upto = scheme === "upto" && evmV2;
+  const session = scheme === "batch-settlement" && evmV2;
+  if (scheme !== "exact" && !upto && !session) {
+    return no(
+      fail(
+        "scheme_mismatch",
+        'Only the "exact" scheme (and "upto" and "batch-settlement" on EVM, in x402 v2) is accepted.',
+        scheme,
+      ),
+    );
   }
   const base = { version: expectedVersion, network, ...(accepted ? { accepted } : {}), raw };
+  if (session) {
+    const parsed = SessionPayloadSchema.safeParse(inner);
+    if (!parsed.success) return no(schemaFailure(parsed.error, "payload"));
+    return {
+      ok: true,
+      payment: {
+        ...base,
+        family: "evm",
+        scheme: "batch-settlement",
+        channelId: parsed.data.voucher.channelId as Hex,
+        maxClaimableAmount: parsed.data.voucher.maxClaimableAmount,
+        deposit: parsed.data.deposit !== undefined,
+      },
+    };
+  }
   if (upto) {
     const permit = UptoPayloadSchema.safeParse(inner);
     if (!permit.success) return no(schemaFailure(permit.error, "payload"));

@@ -96,7 +96,7 @@ describe("createFacilitator", () => {
     expect(result.ok ? "" : result.failure.reason).toBe("facilitator_bad_response");
   });
 
-  it("takes a 2xx reply with extra fields, and keeps only the fields it knows", async () => {
+  it("takes a 2xx reply with extra fields, and keeps only the fields it knows (scheme state in `extra` included)", async () => {
     const verified = await client(() =>
       json(200, { isValid: true, payer: "0xabc", extensions: { x: 1 }, invalidMessage: "<script>" }),
     ).verify(request);
@@ -104,7 +104,13 @@ describe("createFacilitator", () => {
     const settled = await client(() =>
       json(200, { success: true, transaction: "0x1", network: "eip155:8453", extra: { secret: "x" } }),
     ).settle(request);
-    expect(settled).toEqual({ ok: true, reply: { success: true, transaction: "0x1", network: "eip155:8453" } });
+    expect(settled).toEqual({
+      ok: true,
+      reply: { success: true, transaction: "0x1", network: "eip155:8453", extra: { secret: "x" } },
+    });
+    // An `extra` that is not an object is dropped, not a reason to refuse the reply.
+    const odd = await client(() => json(200, { isValid: true, extra: "v" })).verify(request);
+    expect(odd).toEqual({ ok: true, reply: { isValid: true } });
   });
 
   it("reads a streamed reply just under the cap", async () => {

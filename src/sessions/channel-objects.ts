@@ -1,0 +1,157 @@
+/**
+ * Durable Objects for batch-settlement channels (x402 `batch-settlement`, sessions.ts):
+ *
+ * - `PaymentChannel`, one per channel id: the channel record the official server scheme keeps
+ *   (`Channel` of `@x402/evm/batch-settlement/server`) with a version number. `updateChannel`'s
+ *   read-modify-write runs in the Worker (the scheme's callback cannot cross the wire), made atomic
+ *   by compare-and-set on the version: two requests on one channel can never both commit. One
+ *   object per channel, not per seller: a channel is the unit the scheme locks, so buyers never
+ *   wait on each other, and each object lives near the buyer who uses it.
+ * - `ChannelBook`, one per seller (receiver, network, token): the ids of its channels, for
+ *   listing, and the alarm that claims and settles their vouchers without anyone watching
+ *   (sessions-claims.ts).
+ *
+ * Every method is one synchronous SQLite transaction: the input gate makes each atomic.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { Bindings } from "../config.ts";
+import { type ClaimRun, runClaims } from "./claims.ts";
+
+const CHANNEL_SCHEMA = `
+CREATE TABLE IF NOT EXISTS channel (
+  one INTEGER PRIMARY KEY CHECK (one = 1),
+  version INTEGER NOT NULL,
+  record TEXT
+)`;
+
+export interface Versioned {
+  /** The scheme's `Channel` as JSON, or null when there is none (never created, or deleted). */
+  record: string | null;
+  version: number;
+}
+
+export class PaymentChannel extends DurableObject {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: unknown) {
+    super(ctx, env as never);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(CHANNEL_SCHEMA);
+  }
+
+  read(): Versioned {
+    const row = this.sql
+      .exec<{ version: number; record: string | null }>("SELECT version, record FROM channel")
+      .toArray()[0];
+    return row ? { record: row.record, version: row.version } : { record: null, version: 0 };
+  }
+
+  /** Writes `record` (null deletes) if the channel is still at `expectedVersion`; else says what it is now. */
+  write(input: { expectedVersion: number; record: string | null }): { ok: boolean } & Versioned {
+    const now = this.read();
+    if (now.version !== input.expectedVersion) return { ok: false, ...now };
+    const version = now.version + 1;
+    this.sql.exec(
+      "INSERT INTO channel (one, version, record) VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET version = excluded.version, record = excluded.record",
+      version,
+      input.record,
+    );
+    return { ok: true, record: input.record, version };
+  }
+}
+
+const BOOK_SCHEMA = `
+CREATE TABLE IF NOT EXISTS book (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS member (
+  channel_id TEXT PRIMARY KEY,
+  added_at_ms INTEGER NOT NULL,
+  settled TEXT NOT NULL DEFAULT '0'
+)`;
+
+/** What a seller's book needs to claim on its own: who it is and how to reach the facilitators. */
+export interface BookSettings {
+  receiver: `0x${string}`;
+  network: string;
+  token: `0x${string}`;
+  withdrawDelay: number;
+  /** Seconds between claim runs while the book has channels. */
+  claimIntervalSeconds: number;
+  /** Refund a channel's unclaimed balance once it has been idle this long. */
+  refundIdleSeconds: number;
+}
+
+export class ChannelBook extends DurableObject<Bindings> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Bindings) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(BOOK_SCHEMA);
+  }
+
+  /** Adds a channel (idempotent) and makes sure a claim run is scheduled. */
+  async add(input: { channelId: string; nowMs: number; settings: BookSettings }): Promise<void> {
+    this.sql.exec(
+      "INSERT INTO member (channel_id, added_at_ms) VALUES (?, ?) ON CONFLICT (channel_id) DO NOTHING",
+      input.channelId,
+      input.nowMs,
+    );
+    this.sql.exec(
+      "INSERT INTO book (key, value) VALUES ('settings', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      JSON.stringify(input.settings),
+    );
+    if ((await this.ctx.storage.getAlarm()) === null) {
+      await this.ctx.storage.setAlarm(input.nowMs + input.settings.claimIntervalSeconds * 1000);
+    }
+  }
+
+  /** Each channel with the amount the last claim run settled to the seller from it. */
+  members(): { channelId: string; settled: string }[] {
+    return this.sql
+      .exec<{ channel_id: string; settled: string }>("SELECT channel_id, settled FROM member ORDER BY added_at_ms")
+      .toArray()
+      .map((r) => ({ channelId: r.channel_id, settled: r.settled }));
+  }
+
+  list(): string[] {
+    return this.sql
+      .exec<{ channel_id: string }>("SELECT channel_id FROM member ORDER BY added_at_ms")
+      .toArray()
+      .map((r) => r.channel_id);
+  }
+
+  remove(input: { channelIds: string[] }): void {
+    for (const id of input.channelIds) this.sql.exec("DELETE FROM member WHERE channel_id = ?", id);
+  }
+
+  /** Claims now (a channel passed the unclaimed threshold): the alarm is brought forward. */
+  async claimSoon(input: { nowMs: number }): Promise<void> {
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > input.nowMs) await this.ctx.storage.setAlarm(input.nowMs);
+  }
+
+  settings(): BookSettings | undefined {
+    const row = this.sql.exec<{ value: string }>("SELECT value FROM book WHERE key = 'settings'").toArray()[0];
+    return row ? (JSON.parse(row.value) as BookSettings) : undefined;
+  }
+
+  override async alarm(): Promise<void> {
+    await this.claimNow();
+  }
+
+  /** Claims, settles and refunds now (the alarm, or the owner asking); the next run is scheduled. */
+  async claimNow(): Promise<ClaimRun | undefined> {
+    const settings = this.settings();
+    if (!settings || this.list().length === 0) return undefined;
+    try {
+      const run = await runClaims(this.env, settings, this.list());
+      for (const [channelId, settled] of Object.entries(run.settled)) {
+        this.sql.exec("UPDATE member SET settled = ? WHERE channel_id = ?", settled, channelId);
+      }
+      this.remove({ channelIds: run.gone });
+      return run;
+    } finally {
+      if (this.list().length > 0) await this.ctx.storage.setAlarm(Date.now() + settings.claimIntervalSeconds * 1000);
+    }
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * x402 `batch-settlement` sessions: pay once (a deposit into an escrow channel), then each request
+ * with a cumulative voucher checked right here — no facilitator call, no chain call. The official
+ * server scheme (`@x402/evm/batch-settlement/server`) does the checks, through `@x402/core`'s
+ * resource server, with its channel records in Durable Objects (storage.ts). One scheme and one
+ * resource server per seller (receiver, network, token) and isolate: the scheme keeps each
+ * request's state in memory between verify and settle, so both run here, in this isolate.
+ */
+import { x402ResourceServer } from "@x402/core/server";
+import { BatchSettlementEvmScheme } from "@x402/evm/batch-settlement/server";
+import type { SessionConfig } from "../config.ts";
+import type { FacilitatorPool } from "../facilitators/pool.ts";
+import type { BatchRequirement } from "../pricing/document.ts";
+import type { BookSettings, ChannelBook } from "./channel-objects.ts";
+import { PoolFacilitatorClient } from "./facilitator-client.ts";
+import { DurableChannelStorage } from "./storage.ts";
+
+export interface Seller {
+  server: x402ResourceServer;
+  scheme: BatchSettlementEvmScheme;
+  book: DurableObjectStub<ChannelBook>;
+  settings: BookSettings;
+}
+
+export const bookName = (r: Pick<BatchRequirement, "payTo" | "network" | "asset">) =>
+  `${r.payTo}|${r.network}|${r.asset}`.toLowerCase();
+
+export class Sessions {
+  private readonly sellers = new Map<string, Seller>();
+
+  constructor(
+    readonly config: SessionConfig,
+    private readonly pool: FacilitatorPool,
+  ) {}
+
+  /** The seller a requirement pays, made on first use in this isolate. */
+  sellerFor(requirement: BatchRequirement): Seller {
+    const name = bookName(requirement);
+    let seller = this.sellers.get(name);
+    if (!seller) {
+      seller = makeSeller(this.config, this.pool, {
+        receiver: requirement.payTo,
+        network: requirement.network,
+        token: requirement.asset,
+        withdrawDelay: requirement.extra.withdrawDelay,
+        claimIntervalSeconds: this.config.claimIntervalSeconds,
+        refundIdleSeconds: this.config.refundIdleSeconds,
+      });
+      this.sellers.set(name, seller);
+    }
+    return seller;
+  }
+}
+
+/** A seller's scheme over its channels; `channelIds` lists them (the book's members). */
+export function makeSeller(
+  config: Pick<SessionConfig, "channels" | "books">,
+  pool: FacilitatorPool,
+  settings: BookSettings,
+  channelIds?: () => Promise<string[]>,
+): Seller {
+  const book = config.books.getByName(
+    bookName({ payTo: settings.receiver, network: settings.network, asset: settings.token }),
+  );
+  const storage = new DurableChannelStorage(
+    config.channels,
+    channelIds ?? (async () => (await book.list()) as string[]),
+  );
+  const scheme = new BatchSettlementEvmScheme(settings.receiver, { storage, withdrawDelay: settings.withdrawDelay });
+  const server = new x402ResourceServer(new PoolFacilitatorClient(pool));
+  server.register(settings.network as `${string}:${string}`, scheme);
+  return { server, scheme, book, settings };
+}
