@@ -4,7 +4,7 @@
  * paths at the origin.
  */
 import { Hono } from "hono/tiny";
-import { type Bindings, parseConfig } from "./config.ts";
+import { type Bindings, type Config, parseConfig } from "./config.ts";
 import { BUILTIN_PREFIX, PAYMENT_MEMO_ENTRIES, PAYMENT_REQUIRED_MEMO_ENTRIES } from "./constants.ts";
 import { WELL_KNOWN_PATH, wellKnownResponse } from "./discovery.ts";
 import { fail } from "./errors.ts";
@@ -18,8 +18,7 @@ import type { Condition, Scalar } from "./pricing/conditions.ts";
 import { PricingStore } from "./pricing/store.ts";
 import { ReceiptStore } from "./receipts.ts";
 import { errorResponse } from "./responses.ts";
-import { channelsEndpoint } from "./sessions/admin.ts";
-import { Sessions } from "./sessions/sessions.ts";
+import type { Sessions } from "./sessions/sessions.ts";
 
 export interface AppOptions {
   /** Clock in milliseconds; tests freeze it. */
@@ -40,6 +39,20 @@ function describeWhen(when: Condition[]): Record<string, Record<string, readonly
 }
 
 const logJson: Runtime["log"] = (event, detail) => console.log(JSON.stringify({ event, ...detail }));
+
+/**
+ * batch-settlement's code (the official server scheme, `@x402/core`'s resource server: a quarter
+ * of the bundle) is loaded on the first session payment, so isolates that never see one never
+ * evaluate it.
+ */
+function lazySessions(config: Config["sessions"], facilitators: FacilitatorPool): Runtime["sessions"] {
+  if (!config) return undefined;
+  let loading: Promise<Sessions> | undefined;
+  return () => {
+    loading ??= import("./sessions/sessions.ts").then((m) => new m.Sessions(config, facilitators));
+    return loading;
+  };
+}
 
 export function createApp(options: AppOptions = {}) {
   const runtimes = new WeakMap<object, Runtime | Response>();
@@ -74,7 +87,7 @@ export function createApp(options: AppOptions = {}) {
         receipts: new ReceiptStore(env.RECEIPTS, log),
         ledger: new Ledger(config.ledger, config.leaseMs, log),
         facilitators,
-        sessions: config.sessions ? new Sessions(config.sessions, facilitators) : undefined,
+        sessions: lazySessions(config.sessions, facilitators),
         payments: new BoundedMap(PAYMENT_MEMO_ENTRIES),
         unpaid: new BoundedMap(PAYMENT_REQUIRED_MEMO_ENTRIES),
         nowMs: options.nowMs ?? Date.now,
@@ -146,8 +159,12 @@ export function createApp(options: AppOptions = {}) {
       return errorResponse(fail("pricing_unavailable", "No valid pricing table is loaded.", pricing.why));
     return wellKnownResponse(pricing.table, c.req.raw);
   });
-  app.get(`${BUILTIN_PREFIX}channels`, (c) => channelsEndpoint(c.get("rt"), c.req.raw, "list"));
-  app.post(`${BUILTIN_PREFIX}channels/claim`, (c) => channelsEndpoint(c.get("rt"), c.req.raw, "claim"));
+  app.get(`${BUILTIN_PREFIX}channels`, async (c) =>
+    (await import("./sessions/admin.ts")).channelsEndpoint(c.get("rt"), c.req.raw, "list"),
+  );
+  app.post(`${BUILTIN_PREFIX}channels/claim`, async (c) =>
+    (await import("./sessions/admin.ts")).channelsEndpoint(c.get("rt"), c.req.raw, "claim"),
+  );
   app.all(WELL_KNOWN_PATH, () => errorResponse(fail("method_not_allowed", "Use GET.")));
   app.all(`${BUILTIN_PREFIX}health`, () => errorResponse(fail("method_not_allowed", "Use GET.")));
   app.all(`${BUILTIN_PREFIX}pricing`, () => errorResponse(fail("method_not_allowed", "Use GET.")));

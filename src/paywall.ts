@@ -34,7 +34,6 @@ import { forwardToOrigin } from "./origin.ts";
 import { serveThenSettle, settleThenServe } from "./paid/flows.ts";
 import { answerFromReceipt, answerKnown } from "./paid/known.ts";
 import { bodyOf, type Paid, type Priced, type WaitUntil } from "./paid/paid.ts";
-import { serveSession } from "./paid/session.ts";
 import { canonicalisePath } from "./path.ts";
 import { isGroup, resolveRule } from "./pricing/conditions.ts";
 import type { Requirement, RouteRule } from "./pricing/document.ts";
@@ -62,8 +61,8 @@ export interface Runtime {
   receipts: ReceiptStore;
   facilitators: FacilitatorPool;
   ledger: Ledger;
-  /** batch-settlement channels, when their Durable Object bindings are configured. */
-  sessions: Sessions | undefined;
+  /** batch-settlement channels (loaded on first use), when their Durable Object bindings are configured. */
+  sessions: (() => Promise<Sessions>) | undefined;
   /** Payment header → the decoded payment, and what its signature was checked for. */
   payments: BoundedMap<string, DecodedPayment>;
   /** Request URL → the 402 it got when unpaid, for routes whose price reads nothing but the URL. */
@@ -247,7 +246,7 @@ async function handlePriced(request: Request, rt: Runtime, waitUntil: WaitUntil,
     if (!decoded.ok) return refuse(decoded.failure);
     // A voucher on a batch-settlement channel: the session flow (paid/session.ts) takes it from here.
     if (decoded.payment.scheme === "batch-settlement") {
-      return serveSession(request, rt, waitUntil, p, decoded.payment, refuse);
+      return (await import("./paid/session.ts")).serveSession(request, rt, waitUntil, p, decoded.payment, refuse);
     }
     known = { version, payment: decoded.payment };
     if (header.length <= PAYMENT_MEMO_MAX_BYTES) rt.payments.set(header, known);

@@ -20,7 +20,7 @@ export const ORIGIN_ENDPOINTS = [
   'POST /api/infer             {"service": "llm-70b" | "llm-8b", "prompt": "…"}: a pretend completion',
   "GET /api/batch?count=N      N generated ids",
   "GET /api/complete?words=N   N generated words, metered: reports $0.0001 a word in Settlement-Overrides",
-  "GET /api/quote/:symbol      a price quote (sold per call on a batch-settlement channel)",
+  "GET /api/quote/:symbol      a price quote (sold per call on a batch-settlement channel); DOWN answers 503",
 ];
 
 export async function startOrigin(port: number): Promise<OriginServer> {
@@ -60,6 +60,7 @@ export async function startOrigin(port: number): Promise<OriginServer> {
       return json(res, 200, { ids: Array.from({ length: count }, (_, i) => `id-${i + 1}`) });
     }
     const quote = /^\/api\/quote\/([^/]+)$/.exec(url.pathname);
+    if (quote?.[1] === "DOWN") return json(res, 503, { error: "quotes are down" });
     if (quote) return json(res, 200, { symbol: decodeURIComponent(quote[1] ?? ""), price: 101.25, at: received.length });
     if (url.pathname === "/api/complete") {
       // Metered: charges $0.0001 per word written, in the official Settlement-Overrides header.

@@ -94,7 +94,7 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
   const call = async <T extends object>(
     path: "/verify" | "/settle" | "/supported",
     body: FacilitatorRequest | undefined,
-    schema: z.ZodType<T>,
+    schema: z.ZodType<T, z.ZodTypeDef, unknown>,
     timeoutMs: number,
   ): Promise<FacilitatorResult<T>> => {
     const method = body === undefined ? "GET" : "POST";

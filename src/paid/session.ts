@@ -32,7 +32,7 @@ export async function serveSession(
   payment: SessionPayment,
   refuse: (failure: Failure) => Response,
 ): Promise<Response> {
-  const sessions = rt.sessions;
+  const sessions = await rt.sessions?.();
   if (!sessions) {
     return errorResponse(
       fail("config_invalid", "batch-settlement needs the CHANNELS and CHANNEL_BOOKS Durable Object bindings."),
@@ -106,12 +106,12 @@ async function bookkeeping(
   nowMs: number,
 ): Promise<void> {
   if (payment.deposit) {
-    await seller.book.add({ channelId: payment.channelId.toLowerCase(), nowMs, settings: seller.settings });
+    await seller.book().add({ channelId: payment.channelId.toLowerCase(), nowMs, settings: seller.settings });
   }
   const state = (settled.extra?.channelState ?? {}) as { chargedCumulativeAmount?: string; totalClaimed?: string };
   const charged = BigInt(state.chargedCumulativeAmount ?? payment.maxClaimableAmount);
   const claimed = BigInt(state.totalClaimed ?? "0");
-  if (charged - claimed >= threshold) await seller.book.claimSoon({ nowMs });
+  if (charged - claimed >= threshold) await seller.book().claimSoon({ nowMs });
 }
 
 type Selected = { ok: true; requirement: BatchRequirement } | { ok: false; failure: Failure };

@@ -16,7 +16,7 @@ import { bookName } from "./sessions.ts";
 import { DurableChannelStorage } from "./storage.ts";
 
 export async function channelsEndpoint(rt: Runtime, request: Request, action: "list" | "claim"): Promise<Response> {
-  const sessions = rt.sessions;
+  const sessions = await rt.sessions?.();
   const token = sessions?.config.adminToken;
   if (!sessions || !token) return errorResponse(fail("not_found", "No such built-in endpoint."));
   if (!(await sameSecret(request.headers.get("authorization") ?? "", `Bearer ${token}`))) {

@@ -4,9 +4,12 @@
  * - `PaymentChannel`, one per channel id: the channel record the official server scheme keeps
  *   (`Channel` of `@x402/evm/batch-settlement/server`) with a version number. `updateChannel`'s
  *   read-modify-write runs in the Worker (the scheme's callback cannot cross the wire), made atomic
- *   by compare-and-set on the version: two requests on one channel can never both commit. One
- *   object per channel, not per seller: a channel is the unit the scheme locks, so buyers never
- *   wait on each other, and each object lives near the buyer who uses it.
+ *   either by compare-and-set on the version (`write`: one round trip, when nobody else is
+ *   writing) or, after a conflict, under a lock the object hands out in arrival order (`acquire`
+ *   then `commit`), whose lease ends if its holder dies. Two requests on one channel can never
+ *   both commit on the same version. One object per channel, not per seller: a channel is the
+ *   unit the scheme locks, so buyers never wait on each other, and each object lives near the
+ *   buyer who uses it.
  * - `ChannelBook`, one per seller (receiver, network, token): the ids of its channels, for
  *   listing, and the alarm that claims and settles their vouchers without anyone watching
  *   (sessions-claims.ts).
@@ -15,7 +18,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { Bindings } from "../config.ts";
-import { type ClaimRun, runClaims } from "./claims.ts";
+import type { ClaimRun } from "./claims.ts";
 
 const CHANNEL_SCHEMA = `
 CREATE TABLE IF NOT EXISTS channel (
@@ -30,8 +33,14 @@ export interface Versioned {
   version: number;
 }
 
+/** How long a lock holder may take between `acquire` and `commit` before others may go ahead. */
+const LOCK_LEASE_MS = 5_000;
+
 export class PaymentChannel extends DurableObject {
   private readonly sql: SqlStorage;
+  /** The lock, in memory: if the object restarts, nobody holds it (and versions still guard writes). */
+  private holder: { token: string; untilMs: number } | undefined;
+  private waiting: (() => void)[] = [];
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as never);
@@ -46,17 +55,54 @@ export class PaymentChannel extends DurableObject {
     return row ? { record: row.record, version: row.version } : { record: null, version: 0 };
   }
 
-  /** Writes `record` (null deletes) if the channel is still at `expectedVersion`; else says what it is now. */
+  /**
+   * Writes `record` (null deletes) if the channel is still at `expectedVersion` and nobody holds
+   * the lock; else says what it is now.
+   */
   write(input: { expectedVersion: number; record: string | null }): { ok: boolean } & Versioned {
     const now = this.read();
-    if (now.version !== input.expectedVersion) return { ok: false, ...now };
-    const version = now.version + 1;
+    if (now.version !== input.expectedVersion || this.locked()) return { ok: false, ...now };
+    return { ok: true, ...this.store(now.version, input.record) };
+  }
+
+  /** Waits for the lock (in arrival order), then returns the record it guards. */
+  async acquire(): Promise<{ token: string } & Versioned> {
+    while (this.locked()) {
+      const held = this.holder as { untilMs: number };
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, held.untilMs - Date.now()));
+        this.waiting.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    const token = crypto.randomUUID();
+    this.holder = { token, untilMs: Date.now() + LOCK_LEASE_MS };
+    return { token, ...this.read() };
+  }
+
+  /** Writes `record` (null deletes; undefined leaves it) and releases the lock, if `token` still holds it. */
+  commit(input: { token: string; record?: string | null }): { ok: boolean } & Versioned {
+    const now = this.read();
+    if (this.holder?.token !== input.token || !this.locked()) return { ok: false, ...now };
+    const after = input.record === undefined ? now : this.store(now.version, input.record);
+    this.holder = undefined;
+    this.waiting.shift()?.();
+    return { ok: true, ...after };
+  }
+
+  private locked(): boolean {
+    return this.holder !== undefined && this.holder.untilMs > Date.now();
+  }
+
+  private store(version: number, record: string | null): Versioned {
     this.sql.exec(
       "INSERT INTO channel (one, version, record) VALUES (1, ?, ?) ON CONFLICT (one) DO UPDATE SET version = excluded.version, record = excluded.record",
-      version,
-      input.record,
+      version + 1,
+      record,
     );
-    return { ok: true, record: input.record, version };
+    return { record, version: version + 1 };
   }
 }
 
@@ -144,6 +190,7 @@ export class ChannelBook extends DurableObject<Bindings> {
     const settings = this.settings();
     if (!settings || this.list().length === 0) return undefined;
     try {
+      const { runClaims } = await import("./claims.ts");
       const run = await runClaims(this.env, settings, this.list());
       for (const [channelId, settled] of Object.entries(run.settled)) {
         this.sql.exec("UPDATE member SET settled = ? WHERE channel_id = ?", settled, channelId);

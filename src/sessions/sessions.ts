@@ -18,7 +18,8 @@ import { DurableChannelStorage } from "./storage.ts";
 export interface Seller {
   server: x402ResourceServer;
   scheme: BatchSettlementEvmScheme;
-  book: DurableObjectStub<ChannelBook>;
+  /** A fresh stub for each use: a stub is an I/O object of the request that made it. */
+  book: () => DurableObjectStub<ChannelBook>;
   settings: BookSettings;
 }
 
@@ -59,12 +60,11 @@ export function makeSeller(
   settings: BookSettings,
   channelIds?: () => Promise<string[]>,
 ): Seller {
-  const book = config.books.getByName(
-    bookName({ payTo: settings.receiver, network: settings.network, asset: settings.token }),
-  );
+  const name = bookName({ payTo: settings.receiver, network: settings.network, asset: settings.token });
+  const book = () => config.books.getByName(name);
   const storage = new DurableChannelStorage(
     config.channels,
-    channelIds ?? (async () => (await book.list()) as string[]),
+    channelIds ?? (async () => (await book().list()) as string[]),
   );
   const scheme = new BatchSettlementEvmScheme(settings.receiver, { storage, withdrawDelay: settings.withdrawDelay });
   const server = new x402ResourceServer(new PoolFacilitatorClient(pool));

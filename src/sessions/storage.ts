@@ -1,21 +1,21 @@
 /**
  * The official batch-settlement server scheme's `ChannelStorage`, on Durable Objects: one
  * `PaymentChannel` per channel (channel-objects.ts), and each seller's `ChannelBook` for listing.
- * `updateChannel(id, update)` reads the channel with its version, runs `update` here, and writes
- * back only if the version is unchanged; on a conflict it reads again and re-runs `update` (the
- * scheme's callbacks are pure functions of the current record), so each update is atomic across
- * every isolate and location. The version from the last read in this isolate is tried first: a
- * voucher request reads its channel once and then writes twice, in three round trips.
+ * `updateChannel(id, update)` runs `update` here on the channel as this isolate last read it and
+ * writes back only if the version is unchanged (one round trip, the usual case: a voucher request
+ * reads its channel once and then writes twice); on a conflict it takes the channel's lock, runs
+ * `update` again on the current record (the scheme's callbacks are pure functions of it) and
+ * commits, so each update is atomic across every isolate and location, and writers racing on one
+ * channel are served in turn rather than retrying without end.
  */
 import type { Channel, ChannelStorage, ChannelUpdateResult } from "@x402/evm/batch-settlement/server";
 import type { PaymentChannel, Versioned } from "./channel-objects.ts";
 
-/** Conflicts before an update gives up (the scheme then answers "channel busy"). */
-const MAX_ATTEMPTS = 5;
-
 type ChannelRpc = {
   read(): Promise<Versioned>;
   write(input: { expectedVersion: number; record: string | null }): Promise<{ ok: boolean } & Versioned>;
+  acquire(): Promise<{ token: string } & Versioned>;
+  commit(input: { token: string; record?: string | null }): Promise<{ ok: boolean } & Versioned>;
 };
 
 export class DurableChannelStorage implements ChannelStorage {
@@ -54,30 +54,37 @@ export class DurableChannelStorage implements ChannelStorage {
     update: (current: Channel | undefined) => Channel | undefined,
   ): Promise<ChannelUpdateResult> {
     const stub = this.stub(channelId);
-    let known = this.seen.get(channelId.toLowerCase());
-    // A remembered record is only a guess: a decision to change nothing must rest on a fresh read.
-    let fresh = false;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      if (!known) {
-        const v = await stub.read();
-        known = { version: v.version, channel: this.remember(channelId, v) };
-        fresh = true;
+    // Fast path: this isolate's copy, written back if nobody wrote since. A decision to change
+    // nothing is not taken on a copy that may be stale: that goes the locked way, on a fresh read.
+    const known = this.seen.get(channelId.toLowerCase());
+    if (known) {
+      const next = update(known.channel);
+      if (next !== known.channel && (next || known.channel)) {
+        const written = await stub.write({
+          expectedVersion: known.version,
+          record: next ? JSON.stringify(next) : null,
+        });
+        this.remember(channelId, written);
+        if (written.ok) return next ? { channel: next, status: "updated" } : { channel: undefined, status: "deleted" };
       }
-      const current = known.channel;
-      const next = update(current);
-      if (next === current || (!next && !current)) {
-        if (fresh) return { channel: current, status: "unchanged" };
-        known = undefined;
-        continue;
-      }
-      const written = await stub.write({ expectedVersion: known.version, record: next ? JSON.stringify(next) : null });
-      const channel = this.remember(channelId, written);
-      if (written.ok) {
-        return next ? { channel: next, status: "updated" } : { channel: undefined, status: "deleted" };
-      }
-      known = { version: written.version, channel };
-      fresh = true;
     }
-    throw new Error(`channel ${channelId}: too many concurrent updates`);
+    const held = await stub.acquire();
+    const current = this.remember(channelId, held);
+    let next: Channel | undefined;
+    try {
+      next = update(current);
+    } catch (error) {
+      await stub.commit({ token: held.token });
+      throw error;
+    }
+    const unchanged = next === current || (!next && !current);
+    const committed = await stub.commit({
+      token: held.token,
+      ...(unchanged ? {} : { record: next ? JSON.stringify(next) : null }),
+    });
+    this.remember(channelId, committed);
+    if (!committed.ok) throw new Error(`channel ${channelId}: the lock's lease ran out before the update was written`);
+    if (unchanged) return { channel: current, status: "unchanged" };
+    return next ? { channel: next, status: "updated" } : { channel: undefined, status: "deleted" };
   }
 }
