@@ -1,20 +1,29 @@
 /**
- * `npm run demo [-- --v1] [--svm] [--upto] [--url URL]`: a buyer pays the running local stack with
- * the official client library — `@x402/fetch` (v2) by default, `x402-fetch` (v1) with --v1; in USDC
- * on the local EVM chain, or on the local Solana with --svm; with --upto, a metered route where it
- * authorises a maximum and the origin's answer decides the (smaller) charge — and shows the 402 it
- * got, what it paid, the transaction, and both balances before and after.
+ * `npm run demo [-- --v1] [--svm] [--upto] [--batch] [--url URL]`: a buyer pays the running local
+ * stack with the official client library — `@x402/fetch` (v2) by default, `x402-fetch` (v1) with
+ * --v1; in USDC on the local EVM chain, or on the local Solana with --svm; with --upto, a metered
+ * route where it authorises a maximum and the origin's answer decides the (smaller) charge; with
+ * --batch, ten calls on a batch-settlement channel: one deposit, then vouchers, then the seller's
+ * claim and settlement — and shows the 402 it got, what it paid, the transactions, and the
+ * balances before and after.
  */
 import { parseArgs } from "node:util";
 import { x402Client } from "@x402/core/client";
 import { toClientEvmSigner } from "@x402/evm";
+import { BatchSettlementEvmScheme } from "@x402/evm/batch-settlement/client";
 import { ExactEvmScheme } from "@x402/evm/exact/client";
 import { UptoEvmScheme } from "@x402/evm/upto/client";
 import { decodePaymentResponseHeader, wrapFetchWithPayment } from "@x402/fetch";
 import { ExactSvmScheme } from "@x402/svm/exact/client";
 import { createPublicClient, createWalletClient, formatUnits, http } from "viem";
 import { wrapFetchWithPayment as wrapFetchWithPaymentV1 } from "x402-fetch";
-import { account, ROLE, USDC_DECIMALS } from "../stack/accounts.ts";
+import {
+  account,
+  BATCH_SETTLEMENT_ADDRESS,
+  LOCAL_CHANNELS_ADMIN_TOKEN,
+  ROLE,
+  USDC_DECIMALS,
+} from "../stack/accounts.ts";
 import { localChain, usdcBalance } from "../stack/chain.ts";
 import { DEFAULT_PORTS } from "../stack/index.ts";
 import { SOLANA_DEVNET, solanaSigner, solanaUsdcOf } from "../stack/solana.ts";
@@ -24,18 +33,25 @@ const { values } = parseArgs({
     v1: { type: "boolean", default: false },
     svm: { type: "boolean", default: false },
     upto: { type: "boolean", default: false },
+    batch: { type: "boolean", default: false },
     "solana-rpc": { type: "string", default: `http://127.0.0.1:${DEFAULT_PORTS.solana}` },
     url: { type: "string" },
     rpc: { type: "string", default: `http://127.0.0.1:${DEFAULT_PORTS.chain}` },
   },
 });
 const usdc = (v: bigint) => `${formatUnits(v, USDC_DECIMALS)} USDC`;
-if (values.upto && (values.v1 || values.svm)) {
-  console.error("--upto is an x402 v2 scheme on EVM: use it without --v1 and --svm.");
+if ((values.upto || values.batch) && (values.v1 || values.svm || (values.upto && values.batch))) {
+  console.error("--upto and --batch are x402 v2 schemes on EVM: use one of them, without --v1 and --svm.");
   process.exit(1);
 }
 const worker = `http://127.0.0.1:${DEFAULT_PORTS.worker}`;
-const url = values.url ?? (values.upto ? `${worker}/api/complete?words=12` : `${worker}/api/weather/paris`);
+const url =
+  values.url ??
+  (values.upto
+    ? `${worker}/api/complete?words=12`
+    : values.batch
+      ? `${worker}/api/quote/ACME`
+      : `${worker}/api/weather/paris`);
 
 /** The buyer and the merchant on the chosen chain: who pays, who is paid, and their USDC. */
 async function parties() {
@@ -54,9 +70,12 @@ async function parties() {
   const publicClient = createPublicClient({ chain, transport: http(values.rpc) });
   // upto signs a Permit2 maximum; with the 402's gas sponsoring it adds an EIP-2612 permit when
   // Permit2 has no allowance yet (the signer reads the token for that), so the buyer sends no transaction.
+  const signer = toClientEvmSigner(buyer, publicClient as never);
   const scheme = values.upto
-    ? new UptoEvmScheme(toClientEvmSigner(buyer, publicClient as never))
-    : new ExactEvmScheme(buyer);
+    ? new UptoEvmScheme(signer)
+    : values.batch
+      ? new BatchSettlementEvmScheme(signer)
+      : new ExactEvmScheme(buyer);
   const v2 = () => wrapFetchWithPayment(fetch, new x402Client().register("eip155:*", scheme));
   const v1 = () =>
     wrapFetchWithPaymentV1(
@@ -102,6 +121,10 @@ if (values.svm && !accepts.some((a) => a.network === SOLANA_DEVNET)) {
 }
 
 const before = { buyer: await balance(buyer), merchant: await balance(merchant) };
+if (values.batch) {
+  await batchSession(v2(), buyer, merchant, balance, before);
+  process.exit(0);
+}
 const paidFetch = values.v1 ? v1() : v2();
 const chainName = values.svm ? "Solana (litesvm)" : "the local EVM chain";
 console.log(
@@ -126,3 +149,49 @@ console.log(`
                  before            after             change
   buyer     ${usdc(before.buyer).padEnd(17)} ${usdc(after.buyer).padEnd(17)} ${usdc(after.buyer - before.buyer)}
   merchant  ${usdc(before.merchant).padEnd(17)} ${usdc(after.merchant).padEnd(17)} +${usdc(after.merchant - before.merchant)}`);
+
+/** Ten calls on one batch-settlement channel, then the seller's claim and settlement. */
+async function batchSession(
+  pay: typeof fetch,
+  buyer: string,
+  merchant: string,
+  balance: (owner: string) => Promise<bigint>,
+  before: { buyer: bigint; merchant: bigint },
+) {
+  const escrow = BATCH_SETTLEMENT_ADDRESS;
+  const escrowBefore = await balance(escrow);
+  console.log(`\nTen calls with @x402/fetch and BatchSettlementEvmScheme (x402 v2) as ${buyer}…`);
+  let deposits = 0;
+  for (let i = 1; i <= 10; i++) {
+    const res = await pay(url);
+    const header = res.headers.get("PAYMENT-RESPONSE");
+    const settled = header ? decodePaymentResponseHeader(header) : undefined;
+    const state = (settled?.extra?.channelState ?? {}) as { chargedCumulativeAmount?: string };
+    if (settled?.transaction) deposits++;
+    const how = settled?.transaction
+      ? `deposit, transaction ${settled.transaction}`
+      : `voucher: the channel has charged ${usdc(BigInt(state.chargedCumulativeAmount ?? "0"))}`;
+    console.log(`  ${String(i).padStart(2)}. ${res.status} ${await res.text()}  (${how})`);
+  }
+  const mid = { buyer: await balance(buyer), merchant: await balance(merchant) };
+  console.log(
+    `\n  ${deposits} deposit transaction, ${10 - deposits} vouchers, 0 settlement transactions: the buyer put ${usdc(before.buyer - mid.buyer)} in the channel, the seller has received ${usdc(mid.merchant - before.merchant)}`,
+  );
+  console.log("\nThe seller claims and settles (POST /__x402/channels/claim; its book also does it on an alarm)…");
+  const claim = await fetch(`${worker}/__x402/channels/claim`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${LOCAL_CHANNELS_ADMIN_TOKEN}` },
+  });
+  const runs = ((await claim.json()) as { sellers: { run: Record<string, unknown> | null }[] }).sellers;
+  for (const { run } of runs) {
+    if (!run) continue;
+    console.log(`  claim  ${(run.claimTransactions as string[]).join(", ") || "(nothing to claim)"}`);
+    console.log(`  settle ${(run.settleTransaction as string | undefined) ?? "(nothing to settle)"}`);
+  }
+  const after = { buyer: await balance(buyer), merchant: await balance(merchant), escrow: await balance(escrow) };
+  console.log(`
+                 before            after             change
+  buyer     ${usdc(before.buyer).padEnd(17)} ${usdc(after.buyer).padEnd(17)} ${usdc(after.buyer - before.buyer)}
+  merchant  ${usdc(before.merchant).padEnd(17)} ${usdc(after.merchant).padEnd(17)} +${usdc(after.merchant - before.merchant)}
+  channels  ${usdc(escrowBefore).padEnd(17)} ${usdc(after.escrow).padEnd(17)} ${usdc(after.escrow - escrowBefore)}  (unspent deposits, refunded to buyers once idle)`);
+}

@@ -117,4 +117,5 @@ Try it:
   npm run demo -- --svm                              # pay in USDC on Solana with @x402/fetch
   npm run demo -- --svm --v1                         # pay on Solana with x402-fetch (v1)
   npm run demo -- --upto                             # authorise $0.01, pay what the answer cost
+  npm run demo -- --batch                            # deposit once, ten calls by voucher, then claim
 `);

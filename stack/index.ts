@@ -100,6 +100,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       stops.push(() => rm(made, { recursive: true, force: true }));
       persistDir = made;
     }
+    // The chains start empty each time: Durable Object state (the payment ledger, channel records)
+    // recorded against an earlier chain would describe payments and channels that no longer exist.
+    await rm(join(persistDir, "v3", "do"), { recursive: true, force: true });
     const worker = await startWorker({
       port: options.ports.worker,
       originUrl: origin.url,
