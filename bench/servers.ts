@@ -1,7 +1,8 @@
 /**
  * The benchmark's loopback peers, in their own process so they do not share an event loop with the
  * load generator: an origin answering small JSON, a facilitator stub that accepts every payment at
- * once (so the benchmark measures the Worker, not a chain), and an in-memory stand-in for Workers
+ * once (so the benchmark measures the Worker, not a chain; batch-settlement deposits included, with
+ * the channel state the official facilitator reports), and an in-memory stand-in for Workers
  * KV. KV lives here, outside workerd, because in production it is a remote service too: inside
  * workerd its side of every call would be billed to the Worker under test.
  * Usage: node bench/servers.ts ORIGIN_PORT FACILITATOR_PORT KV_PORT PRICING_FILE
@@ -38,27 +39,58 @@ const origin = createServer((req, res) => {
 });
 
 let tx = 0;
+/** A key the stub names as batch-settlement's receiver authorizer (it signs nothing: no claims run). */
+const RECEIVER_AUTHORIZER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const facilitatorCalls = new Map<string, number>();
 const facilitator = createServer((req, res) => {
   let raw = "";
   req.on("data", (chunk) => (raw += chunk));
   req.on("end", () => {
     let reply: unknown;
+    if (req.url === "/__stats") {
+      res.writeHead(200, { "content-type": "application/json", connection: "close" });
+      res.end(JSON.stringify(Object.fromEntries(facilitatorCalls)));
+      return;
+    }
+    facilitatorCalls.set(req.url ?? "", (facilitatorCalls.get(req.url ?? "") ?? 0) + 1);
     if (req.url === "/supported") {
       reply = {
         kinds: [
           { x402Version: 2, scheme: "exact", network: "eip155:84532" },
           { x402Version: 1, scheme: "exact", network: "base-sepolia" },
+          {
+            x402Version: 2,
+            scheme: "batch-settlement",
+            network: "eip155:84532",
+            extra: { receiverAuthorizer: RECEIVER_AUTHORIZER },
+          },
         ],
         extensions: [],
         signers: {},
       };
     } else {
       const request = JSON.parse(raw || "{}");
-      const payer = request?.paymentPayload?.payload?.authorization?.from;
-      reply =
-        req.url === "/verify"
-          ? { isValid: true, payer }
-          : { success: true, transaction: `0x${(++tx).toString(16).padStart(64, "0")}`, network: "eip155:84532", payer };
+      const inner = request?.paymentPayload?.payload;
+      const transaction = `0x${(++tx).toString(16).padStart(64, "0")}`;
+      if (inner?.type === "deposit") {
+        // What the official facilitator reports for a deposit into a new channel.
+        const state = {
+          channelId: inner.voucher.channelId,
+          balance: inner.deposit.amount,
+          totalClaimed: "0",
+          withdrawRequestedAt: 0,
+          refundNonce: "0",
+        };
+        const payer = inner.channelConfig.payer;
+        reply =
+          req.url === "/verify"
+            ? { isValid: true, payer, extra: { ...state, balance: "0" } }
+            : { success: true, transaction, network: "eip155:84532", payer, amount: inner.deposit.amount, extra: { channelState: state } };
+      } else {
+        const payer = inner?.authorization?.from;
+        reply =
+          req.url === "/verify" ? { isValid: true, payer } : { success: true, transaction, network: "eip155:84532", payer };
+      }
     }
     const text = JSON.stringify(reply);
     res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });

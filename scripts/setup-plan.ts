@@ -201,6 +201,11 @@ export function secretsNeeded(vars: Record<string, string>): SecretNeed[] {
     why: "sent to the origin as X-Paywall-Secret so it can refuse requests that skipped the paywall (recommended)",
     required: false,
   });
+  add({
+    name: "CHANNELS_ADMIN_TOKEN",
+    why: "bearer token for GET /__x402/channels, the owner's view of batch-settlement channels (16+ characters; without it that endpoint is 404)",
+    required: false,
+  });
   return needs;
 }
 

@@ -60,6 +60,29 @@ export async function serveSession(
   }
   const cancel = () =>
     seller.server.createPaymentCancellationDispatcher(payload, reqs).cancel({ reason: "handler_failed" });
+  // A refund request: the scheme answers it itself (the origin never runs), then the facilitator
+  // returns the channel's unclaimed balance to the buyer.
+  const answered = (verified as { skipHandler?: { contentType?: string; body?: unknown } }).skipHandler;
+  if (answered || payment.kind === "refund") {
+    if (!answered) {
+      await cancel();
+      return refused("refund_not_acknowledged");
+    }
+    return settleAndAnswer(
+      rt,
+      p,
+      seller,
+      payment,
+      payload,
+      reqs,
+      new Response(JSON.stringify(answered.body ?? {}), {
+        headers: { "content-type": answered.contentType ?? "application/json" },
+      }),
+      refused,
+      waitUntil,
+      sessions.config.claimThreshold,
+    );
+  }
 
   const forwarded = await forwardToOrigin(rt.config, {
     request,
@@ -75,7 +98,36 @@ export async function serveSession(
     await cancel();
     return forwarded.ok ? markPaid(forwarded.response) : markPaid(errorResponse(forwarded.failure));
   }
-  const response = forwarded.response;
+  return settleAndAnswer(
+    rt,
+    p,
+    seller,
+    payment,
+    payload,
+    reqs,
+    forwarded.response,
+    refused,
+    waitUntil,
+    sessions.config.claimThreshold,
+  );
+}
+
+/**
+ * Commits the voucher (or settles the deposit or refund) and answers with `response`; if that
+ * fails, the answer is cancelled unread and the buyer gets the scheme's 402.
+ */
+async function settleAndAnswer(
+  rt: Runtime,
+  p: Priced,
+  seller: Seller,
+  payment: SessionPayment,
+  payload: PaymentPayload,
+  reqs: PaymentRequirements,
+  response: Response,
+  refused: (reason: string) => Promise<Response>,
+  waitUntil: WaitUntil,
+  threshold: bigint,
+): Promise<Response> {
   let settled: SettleResponse;
   try {
     settled = await seller.server.settlePayment(payload, reqs);
@@ -87,13 +139,13 @@ export async function serveSession(
     rt.log("payment_refused", { route: p.route.id, reason: "settle_failed", detail: settled.errorReason });
     return refused(settled.errorReason ?? "settle_failed");
   }
-  rt.log(payment.deposit ? "session_deposit" : "session_voucher", {
+  rt.log(`session_${payment.kind}`, {
     route: p.route.id,
     channel: payment.channelId,
     cumulative: payment.maxClaimableAmount,
     tx: settled.transaction || undefined,
   });
-  waitUntil(bookkeeping(seller, sessions.config.claimThreshold, payment, settled, rt.nowMs()));
+  waitUntil(bookkeeping(seller, threshold, payment, settled, rt.nowMs()));
   return markPaid(response, [HEADER.paymentResponse, encodeHeaderJson(settled)]);
 }
 
@@ -105,7 +157,7 @@ async function bookkeeping(
   settled: SettleResponse,
   nowMs: number,
 ): Promise<void> {
-  if (payment.deposit) {
+  if (payment.kind === "deposit") {
     await seller.book().add({ channelId: payment.channelId.toLowerCase(), nowMs, settings: seller.settings });
   }
   const state = (settled.extra?.channelState ?? {}) as { chargedCumulativeAmount?: string; totalClaimed?: string };

@@ -73,7 +73,7 @@ export interface SessionPayment extends Omit<PaymentBase, "scheme"> {
   scheme: "batch-settlement";
   channelId: Hex;
   maxClaimableAmount: string;
-  deposit: boolean;
+  kind: "deposit" | "voucher" | "refund";
 }
 
 export type Payment = EvmPayment | SvmPayment | UptoPayment;
@@ -93,8 +93,10 @@ const ExactEvmPayloadSchema = z.object({
   }),
 });
 
+// What a buyer may send: a deposit, a voucher, or a refund request. The scheme's other payload
+// types (claim, settle) are the seller's own, sent to the facilitator, and never accepted here.
 const SessionPayloadSchema = z.object({
-  type: z.string().max(32).optional(),
+  type: z.enum(["deposit", "voucher", "refund"]),
   channelConfig: z.object({ payer: Address, receiver: Address, token: Address }).passthrough(),
   voucher: z.object({
     channelId: z.string().regex(/^0x[0-9a-fA-F]{64}$/, "must be 32 hex bytes"),
@@ -201,7 +203,7 @@ export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentRe
         scheme: "batch-settlement",
         channelId: parsed.data.voucher.channelId as Hex,
         maxClaimableAmount: parsed.data.voucher.maxClaimableAmount,
-        deposit: parsed.data.deposit !== undefined,
+        kind: parsed.data.type,
       },
     };
   }

@@ -83,7 +83,11 @@ describe("reading wrangler.toml", () => {
       { binding: "RECEIPTS", id: "00000000000000000000000000000001" },
     ]);
     expect(config.kv.every((k) => isPlaceholderId(k.id))).toBe(true);
-    expect(config.durableObjects).toEqual([{ name: "LEDGER", className: "PaymentLedger" }]);
+    expect(config.durableObjects).toEqual([
+      { name: "LEDGER", className: "PaymentLedger" },
+      { name: "CHANNELS", className: "PaymentChannel" },
+      { name: "CHANNEL_BOOKS", className: "ChannelBook" },
+    ]);
     expect(config.rateLimits).toEqual([{ name: "PAYMENT_RATE_LIMIT", namespaceId: "1001", limit: "60", period: "60" }]);
     expect(config.vars.ORIGIN_URL).toBe("http://127.0.0.1:8788");
   });
@@ -153,10 +157,12 @@ describe("secrets and what to fix before taking real money", () => {
       ["CDP_API_KEY_SECRET", true],
       ["OWN_TOKEN", true],
       ["ORIGIN_SHARED_SECRET", false],
+      ["CHANNELS_ADMIN_TOKEN", false],
     ]);
     expect(secretsNeeded({ FACILITATOR_URL: "https://f.example" }).map((s) => s.name)).toEqual([
       "FACILITATOR_AUTHORIZATION",
       "ORIGIN_SHARED_SECRET",
+      "CHANNELS_ADMIN_TOKEN",
     ]);
   });
 
@@ -267,7 +273,7 @@ describe("npm run setup", () => {
       expect(r.code).toBe(code);
       expect(r.out).toContain('KV PRICING: find or create namespace "x402-edge-paywall-PRICING"');
       expect(r.out).toContain("Durable Object LEDGER (PaymentLedger): nothing to create");
-      expect(r.out).toMatch(/Pricing: push .*pricing\.json \(9 routes, version [0-9a-f]{16}\)/);
+      expect(r.out).toMatch(/Pricing: push .*pricing\.json \(10 routes, version [0-9a-f]{16}\)/);
       expect(r.out).toContain("npm run wrangler -- secret put ORIGIN_SHARED_SECRET");
       expect(r.out).toContain("fix: ORIGIN_URL is http://127.0.0.1:8788");
       expect(r.err).toContain("wrangler is not logged in to Cloudflare: run `npm run wrangler -- login`");

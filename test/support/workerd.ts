@@ -23,6 +23,9 @@ export async function buildWorker(): Promise<string> {
 /** The ledger's class as `workerd serve` declares it (wrangler.toml's new_sqlite_classes). */
 export const LEDGER_NAMESPACE =
   '(className = "PaymentLedger", uniqueKey = "x402-edge-paywall-ledger", enableSql = true)';
+/** batch-settlement's channel objects (sessions/channel-objects.ts), for configs that bind CHANNELS and CHANNEL_BOOKS. */
+export const CHANNEL_NAMESPACES =
+  '(className = "PaymentChannel", uniqueKey = "x402-edge-paywall-channels", enableSql = true), (className = "ChannelBook", uniqueKey = "x402-edge-paywall-books", enableSql = true)';
 
 export interface RunningWorker {
   port: number;
