@@ -299,7 +299,7 @@ const config :Workerd.Config = (
       atob((await fetch(url("c", "/api/quote/ACME"))).headers.get("PAYMENT-REQUIRED") ?? ""),
     ) as PaymentRequired;
     const requirement = required.accepts[0] as PaymentRequired["accepts"][number];
-    const perChannel = Math.ceil((ROUNDS * DURATION * 4000) / CONNECTIONS) + 50;
+    const perChannel = Math.ceil((ROUNDS * DURATION * 2500) / CONNECTIONS) + 50;
     for (let i = 0; i < CONNECTIONS; i++) {
       const buyer = privateKeyToAccount(pad(toHex(1000 + i), { size: 32 }));
       const client = new x402Client().register(

@@ -1,0 +1,134 @@
+/**
+ * The bundle's viem substitutions (src/viem-fast.ts, aliased for "viem" in wrangler.toml) answer
+ * exactly as viem does: `verifyTypedData` on batch-settlement vouchers from random keys, signed
+ * right, signed by another key, for another amount, malleable (s → n − s, v flipped) and broken;
+ * `hashTypedData` from its memo as from viem, for any channel config. And the alias is in force.
+ */
+import { readFileSync } from "node:fs";
+import { secp256k1 } from "@noble/curves/secp256k1";
+import fc from "fast-check";
+import { type Hex, toHex, hashTypedData as viemHash, verifyTypedData as viemVerify } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { expect, it } from "vitest";
+import { hashTypedData, verifyTypedData } from "../../src/viem-fast.ts";
+
+const N = secp256k1.CURVE.n;
+const domain = {
+  name: "x402 Batch Settlement",
+  version: "1",
+  chainId: 84532,
+  verifyingContract: "0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003",
+} as const;
+const types = {
+  Voucher: [
+    { name: "channelId", type: "bytes32" },
+    { name: "maxClaimableAmount", type: "uint128" },
+  ],
+} as const;
+
+const key = fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((b) => {
+  const k = BigInt(toHex(b));
+  return k > 0n && k < N;
+});
+const channelId = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => toHex(b));
+const amount = fc.bigInt({ min: 0n, max: 2n ** 128n - 1n });
+const hex32 = (n: bigint) => n.toString(16).padStart(64, "0");
+
+async function both(parameters: Parameters<typeof viemVerify>[0]): Promise<[boolean | "throws", boolean | "throws"]> {
+  const run = async (f: typeof viemVerify) => {
+    try {
+      return await f(parameters);
+    } catch {
+      return "throws" as const;
+    }
+  };
+  return [await run(verifyTypedData as typeof viemVerify), await run(viemVerify)];
+}
+
+it("verifyTypedData gives viem's answer for vouchers, whatever is wrong with them", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      key,
+      key,
+      channelId,
+      amount,
+      fc.constantFrom("as signed", "other signer", "other amount", "malleable", "flipped byte", "v = 5"),
+      async (k1, k2, id, value, how) => {
+        const signer = privateKeyToAccount(toHex(k1));
+        const message = { channelId: id, maxClaimableAmount: value };
+        let signature = await signer.signTypedData({ domain, types, primaryType: "Voucher", message });
+        let address: Hex = signer.address;
+        let signed = message;
+        if (how === "other signer") address = privateKeyToAccount(toHex(k2)).address;
+        if (how === "other amount") signed = { ...message, maxClaimableAmount: value + 1n };
+        if (how === "malleable") {
+          const s = BigInt(`0x${signature.slice(66, 130)}`);
+          const v = Number.parseInt(signature.slice(130), 16);
+          signature = `0x${signature.slice(2, 66)}${hex32(N - s)}${(v === 27 ? 28 : 27).toString(16)}`;
+        }
+        if (how === "flipped byte")
+          signature = `${signature.slice(0, 40)}${signature[40] === "0" ? "1" : "0"}${signature.slice(41)}` as Hex;
+        if (how === "v = 5") signature = `${signature.slice(0, 130)}05` as Hex;
+        // Twice: the first check recovers the key, the second uses the cached one.
+        for (let i = 0; i < 2; i++) {
+          const [ours, viems] = await both({
+            address,
+            domain,
+            types,
+            primaryType: "Voucher",
+            message: signed,
+            signature,
+          });
+          expect(ours === true, `${how}: ours ${ours}, viem ${viems}`).toBe(viems === true);
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+it("hashTypedData from its memo is viem's, for every channel config", () => {
+  const address = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => toHex(b));
+  const channelTypes = {
+    ChannelConfig: [
+      { name: "payer", type: "address" },
+      { name: "payerAuthorizer", type: "address" },
+      { name: "receiver", type: "address" },
+      { name: "receiverAuthorizer", type: "address" },
+      { name: "token", type: "address" },
+      { name: "withdrawDelay", type: "uint40" },
+      { name: "salt", type: "bytes32" },
+    ],
+  } as const;
+  fc.assert(
+    fc.property(
+      address,
+      address,
+      fc.integer({ min: 900, max: 2_592_000 }),
+      channelId,
+      (payer, receiver, delay, salt) => {
+        const parameters = {
+          domain,
+          types: channelTypes,
+          primaryType: "ChannelConfig" as const,
+          message: {
+            payer,
+            payerAuthorizer: payer,
+            receiver,
+            receiverAuthorizer: receiver,
+            token: receiver,
+            withdrawDelay: delay,
+            salt,
+          },
+        };
+        expect(hashTypedData(parameters)).toBe(viemHash(parameters));
+        expect(hashTypedData(parameters)).toBe(viemHash(parameters));
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+it("is what the bundle gets for viem", () => {
+  expect(readFileSync("wrangler.toml", "utf8")).toMatch(/\[alias\]\s*\n"viem" = "\.\/src\/viem-fast\.ts"/);
+});
