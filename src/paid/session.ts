@@ -18,6 +18,7 @@ import { type Failure, fail } from "../errors.ts";
 import { forwardToOrigin } from "../origin.ts";
 import type { Runtime } from "../paywall.ts";
 import { type BatchRequirement, isBatchRequirement, type Requirement } from "../pricing/document.ts";
+import { rateLimited } from "../request-limits.ts";
 import { errorResponse, markPaid, withCors } from "../responses.ts";
 import type { SessionPayment } from "../schemes/payment.ts";
 import type { Seller } from "../sessions/sessions.ts";
@@ -40,6 +41,11 @@ export async function serveSession(
   }
   const requirement = selectBatch(payment, p.route.accepts);
   if (!requirement.ok) return refuse(requirement.failure);
+  // A deposit or a refund costs facilitator calls (a voucher none): bounded as other payments are.
+  if (payment.kind !== "voucher") {
+    const limited = await rateLimited(rt, request, payment.payer);
+    if (limited) return limited;
+  }
   const seller = sessions.sellerFor(requirement.requirement);
   const reqs = requirement.requirement as unknown as PaymentRequirements;
   const payload = payment.raw as unknown as PaymentPayload;

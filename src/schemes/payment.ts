@@ -74,6 +74,8 @@ export interface SessionPayment extends Omit<PaymentBase, "scheme"> {
   channelId: Hex;
   maxClaimableAmount: string;
   kind: "deposit" | "voucher" | "refund";
+  /** The channel's payer, as the payload says. */
+  payer: Hex;
 }
 
 export type Payment = EvmPayment | SvmPayment | UptoPayment;
@@ -204,6 +206,7 @@ export function decodePayment(header: string, expectedVersion: 1 | 2): PaymentRe
         channelId: parsed.data.voucher.channelId as Hex,
         maxClaimableAmount: parsed.data.voucher.maxClaimableAmount,
         kind: parsed.data.type,
+        payer: parsed.data.channelConfig.payer as Hex,
       },
     };
   }
