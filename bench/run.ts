@@ -42,6 +42,7 @@ import { eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "../src/schemes/
 import { x402Client } from "@x402/core/client";
 import type { PaymentRequired } from "@x402/core/types";
 import { BatchSettlementEvmScheme } from "@x402/evm/batch-settlement/client";
+import { BATCH_SETTLEMENT_DOMAIN, VOUCHER_TYPES } from "../test/support/batch-settlement.ts";
 import { CHANNEL_NAMESPACES, LEDGER_NAMESPACE } from "../test/support/workerd.ts";
 import { buildWorker } from "../stack/build.ts";
 import { freePort, waitFor } from "../stack/ports.ts";
@@ -66,7 +67,6 @@ const ROUNDS = Number(values.rounds);
 const ONLY = new Set(values.scenarios.split(","));
 const COPIES = Number(values.copies);
 const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
-const BATCH_SETTLEMENT = "0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003";
 // A throwaway key: the facilitator stub moves no money.
 const BUYER = privateKeyToAccount("0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a");
 
@@ -317,8 +317,8 @@ const config :Workerd.Config = (
       for (let k = 2n; k < 2n + BigInt(perChannel); k++) {
         const maxClaimableAmount = k * BigInt(requirement.amount);
         const signature = await buyer.signTypedData({
-          domain: { name: "x402 Batch Settlement", version: "1", chainId: 84532, verifyingContract: BATCH_SETTLEMENT },
-          types: { Voucher: [{ name: "channelId", type: "bytes32" }, { name: "maxClaimableAmount", type: "uint128" }] },
+          domain: BATCH_SETTLEMENT_DOMAIN,
+          types: VOUCHER_TYPES,
           primaryType: "Voucher",
           message: { channelId: inner.voucher.channelId, maxClaimableAmount },
         });

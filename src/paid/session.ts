@@ -66,6 +66,17 @@ export async function serveSession(
   }
   const cancel = () =>
     seller.server.createPaymentCancellationDispatcher(payload, reqs).cancel({ reason: "handler_failed" });
+  const ctx: SessionContext = {
+    rt,
+    p,
+    seller,
+    payment,
+    payload,
+    reqs,
+    refused,
+    waitUntil,
+    threshold: sessions.config.claimThreshold,
+  };
   // A refund request: the scheme answers it itself (the origin never runs), then the facilitator
   // returns the channel's unclaimed balance to the buyer.
   const answered = (verified as { skipHandler?: { contentType?: string; body?: unknown } }).skipHandler;
@@ -75,18 +86,10 @@ export async function serveSession(
       return refused("refund_not_acknowledged");
     }
     return settleAndAnswer(
-      rt,
-      p,
-      seller,
-      payment,
-      payload,
-      reqs,
+      ctx,
       new Response(JSON.stringify(answered.body ?? {}), {
         headers: { "content-type": answered.contentType ?? "application/json" },
       }),
-      refused,
-      waitUntil,
-      sessions.config.claimThreshold,
     );
   }
 
@@ -104,36 +107,28 @@ export async function serveSession(
     await cancel();
     return forwarded.ok ? markPaid(forwarded.response) : markPaid(errorResponse(forwarded.failure));
   }
-  return settleAndAnswer(
-    rt,
-    p,
-    seller,
-    payment,
-    payload,
-    reqs,
-    forwarded.response,
-    refused,
-    waitUntil,
-    sessions.config.claimThreshold,
-  );
+  return settleAndAnswer(ctx, forwarded.response);
+}
+
+/** What settling a session payment needs, besides the answer to give for it. */
+interface SessionContext {
+  rt: Runtime;
+  p: Priced;
+  seller: Seller;
+  payment: SessionPayment;
+  payload: PaymentPayload;
+  reqs: PaymentRequirements;
+  refused: (reason: string) => Promise<Response>;
+  waitUntil: WaitUntil;
+  threshold: bigint;
 }
 
 /**
  * Commits the voucher (or settles the deposit or refund) and answers with `response`; if that
  * fails, the answer is cancelled unread and the buyer gets the scheme's 402.
  */
-async function settleAndAnswer(
-  rt: Runtime,
-  p: Priced,
-  seller: Seller,
-  payment: SessionPayment,
-  payload: PaymentPayload,
-  reqs: PaymentRequirements,
-  response: Response,
-  refused: (reason: string) => Promise<Response>,
-  waitUntil: WaitUntil,
-  threshold: bigint,
-): Promise<Response> {
+async function settleAndAnswer(ctx: SessionContext, response: Response): Promise<Response> {
+  const { rt, p, seller, payment, payload, reqs, refused, waitUntil, threshold } = ctx;
   let settled: SettleResponse;
   try {
     settled = await seller.server.settlePayment(payload, reqs);

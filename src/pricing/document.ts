@@ -824,7 +824,7 @@ function compileOption(
   const scheme = option.scheme ?? route.scheme ?? "exact";
   const defaultCharge = option.defaultCharge ?? route.defaultCharge;
   if (scheme === "upto") {
-    checkUpto(route, family, path, problems);
+    checkSchemeFits("upto", route, family, path, problems);
     if (defaultCharge !== undefined && money.ok) {
       // A per-unit price scales the maximum per request; the charge is capped there at run time.
       const maximum = BigInt(money.atomic);
@@ -841,7 +841,7 @@ function compileOption(
   const minDepositPrice = option.minDeposit ?? route.minDeposit;
   let minDeposit: string | undefined;
   if (scheme === "batch-settlement") {
-    checkSession(route, family, path, problems);
+    checkSchemeFits("batch-settlement", route, family, path, problems);
     if (money.ok) {
       const price = BigInt(money.atomic);
       minDeposit = String(price * DEFAULT_MIN_DEPOSIT_REQUESTS);
@@ -927,48 +927,34 @@ function compileOption(
 }
 
 /**
- * Where `upto` does not fit: Solana (not supported here yet), `settle: "before"` (the charge is
- * only known from the origin's answer), and access windows (one charge decided by one answer
- * cannot pay for the calls after it).
+ * Where the newer schemes do not fit: Solana (not supported here yet), `settle: "before"` and
+ * access windows, for the reason given.
  */
-function checkUpto(route: Route, family: Family, path: string, problems: Problem[]): void {
-  if (family === "svm") {
-    problems.push({ path: `${path}.network`, message: '"upto" is supported on EVM networks only' });
-  }
-  if (route.settle === "before") {
-    problems.push({
-      path: `${path}.scheme`,
-      message: '"upto" settles what the origin reports, so it cannot settle "before" the origin runs',
-    });
-  }
-  if (route.access) {
-    problems.push({
-      path: `${path}.scheme`,
-      message: '"upto" charges each answer by what the origin reports; it does not buy an access window',
-    });
-  }
-}
+const UNFIT: Record<"upto" | "batch-settlement", { before: string; access: string }> = {
+  // The charge is only known from the origin's answer, and one answer's charge cannot pay for the calls after it.
+  upto: {
+    before: '"upto" settles what the origin reports, so it cannot settle "before" the origin runs',
+    access: '"upto" charges each answer by what the origin reports; it does not buy an access window',
+  },
+  // A voucher is committed only with a successful answer, and each request pays.
+  "batch-settlement": {
+    before: '"batch-settlement" pays each answer by voucher; it cannot settle "before"',
+    access: '"batch-settlement" pays per request; it does not buy an access window',
+  },
+};
 
-/**
- * Where batch-settlement does not fit: Solana (not supported here yet), `settle: "before"` (a
- * voucher is committed only with a successful answer) and access windows (each request pays).
- */
-function checkSession(route: Route, family: Family, path: string, problems: Problem[]): void {
+function checkSchemeFits(
+  scheme: "upto" | "batch-settlement",
+  route: Route,
+  family: Family,
+  path: string,
+  problems: Problem[],
+): void {
   if (family === "svm") {
-    problems.push({ path: `${path}.network`, message: '"batch-settlement" is supported on EVM networks only' });
+    problems.push({ path: `${path}.network`, message: `"${scheme}" is supported on EVM networks only` });
   }
-  if (route.settle === "before") {
-    problems.push({
-      path: `${path}.scheme`,
-      message: '"batch-settlement" pays each answer by voucher; it cannot settle "before"',
-    });
-  }
-  if (route.access) {
-    problems.push({
-      path: `${path}.scheme`,
-      message: '"batch-settlement" pays per request; it does not buy an access window',
-    });
-  }
+  if (route.settle === "before") problems.push({ path: `${path}.scheme`, message: UNFIT[scheme].before });
+  if (route.access) problems.push({ path: `${path}.scheme`, message: UNFIT[scheme].access });
 }
 
 /** The route's `upto` options' charge settings, or undefined when it has none. */

@@ -69,12 +69,16 @@ export class PaymentChannel extends DurableObject {
   async acquire(): Promise<{ token: string } & Versioned> {
     while (this.locked()) {
       const held = this.holder as { untilMs: number };
+      // Woken by the holder's commit, or when its lease runs out; either way it leaves the queue.
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, held.untilMs - Date.now()));
-        this.waiting.push(() => {
+        const wake = () => {
           clearTimeout(timer);
+          const at = this.waiting.indexOf(wake);
+          if (at >= 0) this.waiting.splice(at, 1);
           resolve();
-        });
+        };
+        const timer = setTimeout(wake, Math.max(0, held.untilMs - Date.now()));
+        this.waiting.push(wake);
       });
     }
     const token = crypto.randomUUID();

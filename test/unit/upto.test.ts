@@ -169,6 +169,8 @@ describe("the local Permit2 signature check", () => {
       },
     }) as UptoPayment;
 
+  // Built here, not with the scheme's permit2Message: the test is an independent account of what
+  // the buyer signs.
   const typedData = (payment: UptoPayment) => {
     const p = payment.permit2;
     return {

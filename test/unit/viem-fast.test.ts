@@ -11,20 +11,11 @@ import { type Hex, toHex, hashTypedData as viemHash, verifyTypedData as viemVeri
 import { privateKeyToAccount } from "viem/accounts";
 import { expect, it } from "vitest";
 import { hashTypedData, verifyTypedData } from "../../src/viem-fast.ts";
+import { BATCH_SETTLEMENT_DOMAIN, CHANNEL_CONFIG_TYPES, VOUCHER_TYPES } from "../support/batch-settlement.ts";
 
 const N = secp256k1.CURVE.n;
-const domain = {
-  name: "x402 Batch Settlement",
-  version: "1",
-  chainId: 84532,
-  verifyingContract: "0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003",
-} as const;
-const types = {
-  Voucher: [
-    { name: "channelId", type: "bytes32" },
-    { name: "maxClaimableAmount", type: "uint128" },
-  ],
-} as const;
+const domain = BATCH_SETTLEMENT_DOMAIN;
+const types = VOUCHER_TYPES;
 
 const key = fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((b) => {
   const k = BigInt(toHex(b));
@@ -89,17 +80,7 @@ it("verifyTypedData gives viem's answer for vouchers, whatever is wrong with the
 
 it("hashTypedData from its memo is viem's, for every channel config", () => {
   const address = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => toHex(b));
-  const channelTypes = {
-    ChannelConfig: [
-      { name: "payer", type: "address" },
-      { name: "payerAuthorizer", type: "address" },
-      { name: "receiver", type: "address" },
-      { name: "receiverAuthorizer", type: "address" },
-      { name: "token", type: "address" },
-      { name: "withdrawDelay", type: "uint40" },
-      { name: "salt", type: "bytes32" },
-    ],
-  } as const;
+  const channelTypes = CHANNEL_CONFIG_TYPES;
   fc.assert(
     fc.property(
       address,

@@ -8,7 +8,13 @@ import { env } from "cloudflare:workers";
 import type { Hex } from "viem";
 import { beforeEach, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
-import { PERMIT2_ADDRESS, UPTO_PERMIT2_TYPES, UPTO_PROXY_ADDRESS } from "../../src/schemes/upto-evm/scheme.ts";
+import type { Permit2Authorization } from "../../src/schemes/payment.ts";
+import {
+  PERMIT2_ADDRESS,
+  permit2Message,
+  UPTO_PERMIT2_TYPES,
+  UPTO_PROXY_ADDRESS,
+} from "../../src/schemes/upto-evm/scheme.ts";
 import {
   BASE_SEPOLIA_USDC,
   buyer,
@@ -94,13 +100,7 @@ async function uptoHeader(o: PermitOptions = {}): Promise<string> {
     domain: { name: "Permit2", chainId: 84532, verifyingContract: PERMIT2_ADDRESS },
     types: UPTO_PERMIT2_TYPES,
     primaryType: "PermitWitnessTransferFrom",
-    message: {
-      permitted: { token: p.permitted.token, amount: BigInt(p.permitted.amount) },
-      spender: p.spender,
-      nonce: BigInt(p.nonce),
-      deadline: BigInt(p.deadline),
-      witness: { to: p.witness.to, facilitator: p.witness.facilitator, validAfter: BigInt(p.witness.validAfter) },
-    },
+    message: permit2Message(p as Permit2Authorization),
   });
   return encode({
     x402Version: 2,

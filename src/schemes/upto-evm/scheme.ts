@@ -11,7 +11,7 @@ import { type Failure, fail } from "../../errors.ts";
 import { isUptoRequirement, type Requirement, type UptoRequirement } from "../../pricing/document.ts";
 import { chainIdOf } from "../../x402/networks.ts";
 import { isSignedBy } from "../evm-signature.ts";
-import type { Selected, UptoPayment } from "../payment.ts";
+import type { Permit2Authorization, Selected, UptoPayment } from "../payment.ts";
 
 /** Permit2's canonical address, and the x402 upto proxy every `upto` payment names as spender. */
 export const PERMIT2_ADDRESS = "0x000000000022D473030F116dDEE9F6B43aC78BA3";
@@ -136,21 +136,25 @@ export function checkUptoSignature(payment: UptoPayment): Failure | undefined {
   return undefined;
 }
 
+/** The permit as the typed-data message the buyer signs (`UPTO_PERMIT2_TYPES`). */
+export function permit2Message(p: Permit2Authorization) {
+  return {
+    permitted: { token: p.permitted.token, amount: BigInt(p.permitted.amount) },
+    spender: p.spender,
+    nonce: BigInt(p.nonce),
+    deadline: BigInt(p.deadline),
+    witness: { to: p.witness.to, facilitator: p.witness.facilitator, validAfter: BigInt(p.witness.validAfter) },
+  };
+}
+
 /** The EIP-712 digest of the permit (viem's parts, as for `exact`: see exact-evm/checks.ts). */
 export function uptoDigest(payment: Pick<UptoPayment, "permit2" | "network">): Hex {
-  const p = payment.permit2;
   return keccak256(
     concat([
       "0x1901",
       permit2Separator(payment.network),
       hashStruct({
-        data: {
-          permitted: { token: p.permitted.token, amount: BigInt(p.permitted.amount) },
-          spender: p.spender,
-          nonce: BigInt(p.nonce),
-          deadline: BigInt(p.deadline),
-          witness: { to: p.witness.to, facilitator: p.witness.facilitator, validAfter: BigInt(p.witness.validAfter) },
-        },
+        data: permit2Message(payment.permit2),
         primaryType: "PermitWitnessTransferFrom",
         types: UPTO_PERMIT2_TYPES,
       }),

@@ -1,0 +1,136 @@
+/**
+ * A batch-settlement channel reserved by a request whose Worker then died: the official server
+ * scheme, over our Durable Object storage (real miniflare objects), refuses the channel's next
+ * voucher with its own "busy" answer while the reservation lives, and takes it once the
+ * reservation has expired — so a crashed request never wedges a channel. A voucher check here
+ * makes no facilitator call (the channel's on-chain state is fresh).
+ */
+import { env } from "cloudflare:workers";
+import type { Channel } from "@x402/evm/batch-settlement/server";
+import { hashTypedData, toHex } from "viem";
+import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
+import { beforeEach, expect, it } from "vitest";
+import { FacilitatorPool } from "../../src/facilitators/pool.ts";
+import type { ChannelBook, PaymentChannel } from "../../src/sessions/channel-objects.ts";
+import { makeSeller } from "../../src/sessions/sessions.ts";
+import { DurableChannelStorage } from "../../src/sessions/storage.ts";
+import { BATCH_SETTLEMENT_DOMAIN, CHANNEL_CONFIG_TYPES, VOUCHER_TYPES } from "../support/batch-settlement.ts";
+import { BASE_SEPOLIA_USDC, FACILITATOR_A, facilitatorLog, PAY_TO, resetServers } from "./helpers.ts";
+
+const bindings = env as unknown as {
+  CHANNELS: DurableObjectNamespace<PaymentChannel>;
+  CHANNEL_BOOKS: DurableObjectNamespace<ChannelBook>;
+};
+const RECEIVER_AUTHORIZER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const DOMAIN = BATCH_SETTLEMENT_DOMAIN;
+
+beforeEach(() => resetServers());
+
+it("refuses a voucher while a dead request's reservation lives, and takes it once that has expired", async () => {
+  const payer = privateKeyToAccount(generatePrivateKey());
+  const requirements = {
+    scheme: "batch-settlement",
+    network: "eip155:84532" as const,
+    amount: "1000",
+    asset: BASE_SEPOLIA_USDC,
+    payTo: PAY_TO,
+    maxTimeoutSeconds: 60,
+    extra: {
+      name: "USDC",
+      version: "2",
+      withdrawDelay: 900,
+      minDeposit: "10000",
+      receiverAuthorizer: RECEIVER_AUTHORIZER,
+    },
+  };
+  const channelConfig = {
+    payer: payer.address,
+    payerAuthorizer: payer.address,
+    receiver: PAY_TO,
+    receiverAuthorizer: RECEIVER_AUTHORIZER,
+    token: BASE_SEPOLIA_USDC,
+    withdrawDelay: 900,
+    salt: toHex(1, { size: 32 }),
+  } as const;
+  const channelId = hashTypedData({
+    domain: DOMAIN,
+    types: CHANNEL_CONFIG_TYPES,
+    primaryType: "ChannelConfig",
+    message: channelConfig,
+  });
+  const voucher = async (cumulative: bigint) => ({
+    channelId,
+    maxClaimableAmount: String(cumulative),
+    signature: await payer.signTypedData({
+      domain: DOMAIN,
+      types: VOUCHER_TYPES,
+      primaryType: "Voucher",
+      message: { channelId, maxClaimableAmount: cumulative },
+    }),
+  });
+  const first = await voucher(1000n);
+  const now = Date.now();
+  // One request was paid (1000 charged); the next one reserved the channel and its Worker died.
+  const record: Channel = {
+    channelId,
+    channelConfig: channelConfig as unknown as Channel["channelConfig"],
+    chargedCumulativeAmount: "1000",
+    signedMaxClaimable: "1000",
+    signature: first.signature,
+    balance: "10000",
+    totalClaimed: "0",
+    withdrawRequestedAt: 0,
+    refundNonce: 0,
+    onchainSyncedAt: now,
+    lastRequestTimestamp: now,
+    pendingRequest: { pendingId: "the-dead-request", signedMaxClaimable: "2000", expiresAt: now + 60_000 },
+  };
+  const storage = new DurableChannelStorage(bindings.CHANNELS, async () => []);
+  await storage.updateChannel(channelId, () => record);
+
+  const pool = new FacilitatorPool([{ name: "a", url: FACILITATOR_A, networks: undefined, auth: { kind: "none" } }], {
+    fetch: (input, init) => fetch(input, init),
+    verifyTimeoutMs: 1000,
+    settleTimeoutMs: 1000,
+    nowMs: Date.now,
+    log: () => {},
+  });
+  const seller = makeSeller({ channels: bindings.CHANNELS, books: bindings.CHANNEL_BOOKS }, pool, {
+    receiver: PAY_TO,
+    network: "eip155:84532",
+    token: BASE_SEPOLIA_USDC,
+    withdrawDelay: 900,
+    claimIntervalSeconds: 600,
+    refundIdleSeconds: 86_400,
+  });
+  const payment = async () => ({
+    x402Version: 2,
+    accepted: requirements,
+    payload: { type: "voucher", channelConfig, voucher: await voucher(2000n) },
+  });
+
+  const busy = await seller.server.verifyPayment((await payment()) as never, requirements as never);
+  expect(busy).toMatchObject({ isValid: false, invalidReason: "invalid_batch_settlement_evm_channel_busy" });
+
+  // The dead request's reservation runs out (its expiresAt passes).
+  await storage.updateChannel(channelId, (c) =>
+    c
+      ? {
+          ...c,
+          pendingRequest: {
+            ...(c.pendingRequest as NonNullable<Channel["pendingRequest"]>),
+            expiresAt: Date.now() - 1,
+          },
+        }
+      : c,
+  );
+  const next = (await payment()) as never;
+  expect(await seller.server.verifyPayment(next, requirements as never)).toMatchObject({ isValid: true });
+  expect(await seller.server.settlePayment(next, requirements as never)).toMatchObject({
+    success: true,
+    transaction: "",
+  });
+  expect((await storage.get(channelId))?.chargedCumulativeAmount).toBe("2000");
+  expect((await storage.get(channelId))?.pendingRequest).toBeUndefined();
+  expect((await facilitatorLog()).filter((r) => r.url !== "/supported")).toEqual([]);
+});
