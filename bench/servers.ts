@@ -58,6 +58,7 @@ const facilitator = createServer((req, res) => {
         kinds: [
           { x402Version: 2, scheme: "exact", network: "eip155:84532" },
           { x402Version: 1, scheme: "exact", network: "base-sepolia" },
+          { x402Version: 2, scheme: "upto", network: "eip155:84532", extra: { facilitatorAddress: RECEIVER_AUTHORIZER } },
           {
             x402Version: 2,
             scheme: "batch-settlement",
@@ -87,7 +88,7 @@ const facilitator = createServer((req, res) => {
             ? { isValid: true, payer, extra: { ...state, balance: "0" } }
             : { success: true, transaction, network: "eip155:84532", payer, amount: inner.deposit.amount, extra: { channelState: state } };
       } else {
-        const payer = inner?.authorization?.from;
+        const payer = inner?.authorization?.from ?? inner?.permit2Authorization?.from;
         reply =
           req.url === "/verify" ? { isValid: true, payer } : { success: true, transaction, network: "eip155:84532", payer };
       }

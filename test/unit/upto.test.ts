@@ -13,14 +13,8 @@ import { describe, expect, it } from "vitest";
 import { resolveCharge } from "../../src/pricing/charge.ts";
 import { compilePricing, isUptoRequirement } from "../../src/pricing/document.ts";
 import type { UptoPayment } from "../../src/schemes/payment.ts";
-import {
-  checkUptoSignature,
-  PERMIT2_ADDRESS,
-  UPTO_PERMIT2_TYPES,
-  UPTO_PROXY_ADDRESS,
-  uptoDigest,
-  uptoIdentity,
-} from "../../src/schemes/upto-evm/scheme.ts";
+import { PERMIT2_ADDRESS, UPTO_PERMIT2_TYPES, UPTO_PROXY_ADDRESS } from "../../src/schemes/upto-evm/permit2.ts";
+import { checkUptoSignature, uptoDigest, uptoIdentity } from "../../src/schemes/upto-evm/scheme.ts";
 import { EIP2612_GAS_SPONSORING, EIP2612_GAS_SPONSORING_KEY } from "../../src/x402/gas-sponsoring.ts";
 
 const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";

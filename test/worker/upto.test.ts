@@ -14,7 +14,7 @@ import {
   permit2Message,
   UPTO_PERMIT2_TYPES,
   UPTO_PROXY_ADDRESS,
-} from "../../src/schemes/upto-evm/scheme.ts";
+} from "../../src/schemes/upto-evm/permit2.ts";
 import {
   BASE_SEPOLIA_USDC,
   buyer,

@@ -11,31 +11,8 @@ import { type Failure, fail } from "../../errors.ts";
 import { isUptoRequirement, type Requirement, type UptoRequirement } from "../../pricing/document.ts";
 import { chainIdOf } from "../../x402/networks.ts";
 import { isSignedBy } from "../evm-signature.ts";
-import type { Permit2Authorization, Selected, UptoPayment } from "../payment.ts";
-
-/** Permit2's canonical address, and the x402 upto proxy every `upto` payment names as spender. */
-export const PERMIT2_ADDRESS = "0x000000000022D473030F116dDEE9F6B43aC78BA3";
-export const UPTO_PROXY_ADDRESS = "0x4020A4f3b7b90ccA423B9fabCc0CE57C6C240002";
-
-/** The typed data an `upto` buyer signs, as `@x402/evm` signs it. */
-export const UPTO_PERMIT2_TYPES = {
-  PermitWitnessTransferFrom: [
-    { name: "permitted", type: "TokenPermissions" },
-    { name: "spender", type: "address" },
-    { name: "nonce", type: "uint256" },
-    { name: "deadline", type: "uint256" },
-    { name: "witness", type: "Witness" },
-  ],
-  TokenPermissions: [
-    { name: "token", type: "address" },
-    { name: "amount", type: "uint256" },
-  ],
-  Witness: [
-    { name: "to", type: "address" },
-    { name: "facilitator", type: "address" },
-    { name: "validAfter", type: "uint256" },
-  ],
-} as const;
+import type { Selected, UptoPayment } from "../payment.ts";
+import { PERMIT2_ADDRESS, permit2Message, UPTO_PERMIT2_TYPES, UPTO_PROXY_ADDRESS } from "./permit2.ts";
 
 const PERMIT2_DOMAIN_TYPES = {
   EIP712Domain: [
@@ -134,17 +111,6 @@ export function checkUptoSignature(payment: UptoPayment): Failure | undefined {
     return fail("invalid_signature", "The payment is not signed by its payer.");
   }
   return undefined;
-}
-
-/** The permit as the typed-data message the buyer signs (`UPTO_PERMIT2_TYPES`). */
-export function permit2Message(p: Permit2Authorization) {
-  return {
-    permitted: { token: p.permitted.token, amount: BigInt(p.permitted.amount) },
-    spender: p.spender,
-    nonce: BigInt(p.nonce),
-    deadline: BigInt(p.deadline),
-    witness: { to: p.witness.to, facilitator: p.witness.facilitator, validAfter: BigInt(p.witness.validAfter) },
-  };
 }
 
 /** The EIP-712 digest of the permit (viem's parts, as for `exact`: see exact-evm/checks.ts). */
