@@ -867,60 +867,33 @@ function compileOption(
   const key = `${scheme}|${asset.network}|${asset.address}|${money.atomic}|${payTo}|${maxTimeoutSeconds}|${asset.name}|${asset.version}|${upfront}|${minDeposit}|${withdrawDelay}`;
   let requirement = ctx.requirements.get(key);
   if (!requirement) {
-    if (scheme === "batch-settlement") {
-      requirement = Object.freeze({
-        scheme: "batch-settlement",
-        network: asset.network,
-        amount: money.atomic,
-        asset: asset.address as `0x${string}`,
-        payTo: payTo as `0x${string}`,
-        maxTimeoutSeconds,
-        extra: Object.freeze({
-          name: asset.name,
-          version: asset.version,
-          withdrawDelay,
-          minDeposit: minDeposit as string,
-        }),
-      });
-    } else if (scheme === "upto") {
-      requirement = Object.freeze({
-        scheme: "upto",
-        network: asset.network,
-        amount: money.atomic,
-        asset: asset.address as `0x${string}`,
-        payTo: payTo as `0x${string}`,
-        maxTimeoutSeconds,
-        extra: Object.freeze({ name: asset.name, version: asset.version, assetTransferMethod: "permit2" as const }),
-      });
-    } else if (asset.family === "svm") {
+    if (asset.family === "svm") {
       ctx.mints.set(`${asset.network}|${asset.address}`, {
         decimals: asset.decimals,
         tokenProgram: asset.tokenProgram,
       });
-      requirement = Object.freeze({
-        scheme: "exact",
-        network: asset.network,
-        amount: money.atomic,
-        asset: asset.address,
-        payTo,
-        maxTimeoutSeconds,
-        extra: Object.freeze({}),
-      });
-    } else {
-      requirement = Object.freeze({
-        scheme: "exact",
-        network: asset.network,
-        amount: money.atomic,
-        asset: asset.address as `0x${string}`,
-        payTo: payTo as `0x${string}`,
-        maxTimeoutSeconds,
-        extra: Object.freeze(
-          upfront
-            ? { name: asset.name, version: asset.version, paymentFlow: "upfront" as const }
-            : { name: asset.name, version: asset.version },
-        ),
-      });
     }
+    // What every scheme's requirement shares; `extra` is the scheme's own.
+    const domain = { name: asset.name, version: asset.version };
+    const extra =
+      asset.family === "svm"
+        ? {}
+        : scheme === "batch-settlement"
+          ? { ...domain, withdrawDelay, minDeposit: minDeposit as string }
+          : scheme === "upto"
+            ? { ...domain, assetTransferMethod: "permit2" as const }
+            : upfront
+              ? { ...domain, paymentFlow: "upfront" as const }
+              : domain;
+    requirement = Object.freeze({
+      scheme,
+      network: asset.network,
+      amount: money.atomic,
+      asset: asset.address,
+      payTo,
+      maxTimeoutSeconds,
+      extra: Object.freeze(extra),
+    }) as Requirement;
     ctx.requirements.set(key, requirement);
   }
   return requirement;
