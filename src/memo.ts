@@ -6,8 +6,12 @@
  */
 export class BoundedMap<K, V> {
   private readonly entries = new Map<K, V>();
+  private readonly maxEntries: number;
 
-  constructor(private readonly maxEntries: number) {}
+  // No parameter property: Node's type stripping (bench scripts) runs this file as it is.
+  constructor(maxEntries: number) {
+    this.maxEntries = maxEntries;
+  }
 
   get(key: K): V | undefined {
     const value = this.entries.get(key);

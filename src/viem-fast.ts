@@ -14,7 +14,13 @@
  */
 import type * as Viem from "viem";
 import {
+  concat,
   getAddress,
+  getTypesForEIP712Domain,
+  hashDomain,
+  hashStruct,
+  keccak256,
+  validateTypedData,
   hashTypedData as viemHashTypedData,
   verifyTypedData as viemVerifyTypedData,
   // @ts-expect-error: the real viem, by path (no types there; they are viem's own, as `Viem`).
@@ -30,7 +36,18 @@ type HashTypedDataParameters = Parameters<typeof Viem.hashTypedData>[0];
 
 /** Typed data → its EIP-712 hash; pure, so a repeat is answered from here. */
 const hashes = new BoundedMap<string, `0x${string}`>(1024);
-const keyOf = (value: unknown) => JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `${v}n` : v));
+/**
+ * A key that tells apart every two values viem would hash apart. Plain JSON when there is no
+ * bigint (the usual case, and the fast one); else strings and bigints are tagged, so "5n" is not
+ * 5n, behind a "~" that no plain JSON text starts with.
+ */
+function keyOf(value: unknown): string {
+  try {
+    return JSON.stringify(value);
+  } catch {
+    return `~${JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? `n:${v}` : typeof v === "string" ? `s:${v}` : v))}`;
+  }
+}
 
 export function hashTypedData(parameters: HashTypedDataParameters): `0x${string}` {
   const key = keyOf(parameters);
@@ -49,6 +66,40 @@ export async function verifyTypedData(parameters: VerifyTypedDataParameters): Pr
   }
   // As viem: an address that is not one throws; then the signer must be that address.
   const expected = (getAddress as typeof Viem.getAddress)(address);
-  const digest = (viemHashTypedData as typeof Viem.hashTypedData)(parameters as HashTypedDataParameters);
-  return isSignedBy(digest, signature as `0x${string}`, expected);
+  return isSignedBy(digestOf(parameters as HashTypedDataParameters), signature as `0x${string}`, expected);
+}
+
+/** Domain and types → the domain separator, validated once (the domain of every voucher is the same). */
+const domainHashes = new BoundedMap<string, `0x${string}`>(64);
+
+/**
+ * viem's `hashTypedData`, with the domain's half kept: the same validation (domain and types
+ * once per domain, the message every time) and the same bytes, keccak256(0x1901 ‖ domain
+ * separator ‖ hashStruct(message)), so the same answers and the same errors.
+ */
+function digestOf(parameters: HashTypedDataParameters): `0x${string}` {
+  const {
+    domain = {},
+    message,
+    primaryType,
+  } = parameters as {
+    domain?: Record<string, unknown>;
+    message: Record<string, unknown>;
+    primaryType: string;
+  };
+  const types = {
+    EIP712Domain: (getTypesForEIP712Domain as typeof Viem.getTypesForEIP712Domain)({ domain }),
+    ...(parameters.types as Record<string, unknown>),
+  } as Record<string, readonly Viem.TypedDataParameter[]>;
+  const key = keyOf([domain, types]);
+  let domainHash = domainHashes.get(key);
+  if (!domainHash) {
+    (validateTypedData as typeof Viem.validateTypedData)({ domain, types, primaryType: "EIP712Domain" } as never);
+    domainHash = (hashDomain as typeof Viem.hashDomain)({ domain, types } as never);
+    domainHashes.set(key, domainHash);
+  }
+  if (primaryType === "EIP712Domain") return (keccak256 as typeof Viem.keccak256)(`0x1901${domainHash.slice(2)}`);
+  (validateTypedData as typeof Viem.validateTypedData)({ message, types, primaryType } as never);
+  const structHash = (hashStruct as typeof Viem.hashStruct)({ data: message, types, primaryType } as never);
+  return (keccak256 as typeof Viem.keccak256)((concat as typeof Viem.concat)(["0x1901", domainHash, structHash]));
 }

@@ -113,3 +113,68 @@ it("hashTypedData from its memo is viem's, for every channel config", () => {
 it("is what the bundle gets for viem", () => {
   expect(readFileSync("wrangler.toml", "utf8")).toMatch(/\[alias\]\s*\n"viem" = "\.\/src\/viem-fast\.ts"/);
 });
+
+it("verifyTypedData hashes any domain as viem does, and refuses what viem refuses", async () => {
+  const signer = privateKeyToAccount(`0x${"55".repeat(32)}`);
+  const other = privateKeyToAccount(`0x${"66".repeat(32)}`);
+  const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined, freq: 3 });
+  // Mostly valid values, sometimes ones viem refuses (a bad address, out-of-range integers, a short salt).
+  const mostly = <T, U>(valid: fc.Arbitrary<T>, invalid: fc.Arbitrary<U>) =>
+    fc.oneof({ arbitrary: valid, weight: 12 }, { arbitrary: invalid, weight: 1 });
+  const contract = mostly(
+    fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => toHex(b)),
+    fc.constantFrom("0x1234", "not an address", "0xZZ00000000000000000000000000000000000000"),
+  );
+  const chainId = mostly(fc.bigInt({ min: 0n, max: 2n ** 64n }), fc.constantFrom(-1n, 2n ** 256n));
+  const salt = mostly(
+    fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => toHex(b)),
+    fc.constant("0x01"),
+  );
+  const seen = new Set<string>();
+  await fc.assert(
+    fc.asyncProperty(
+      maybe(fc.string({ maxLength: 12 })),
+      maybe(fc.constantFrom("1", "2")),
+      maybe(chainId),
+      maybe(contract),
+      maybe(salt),
+      channelId,
+      mostly(amount, fc.constantFrom(-1n, 2n ** 128n)),
+      fc.boolean(),
+      async (name, version, chain, verifyingContract, s, id, value, signedByOther) => {
+        const someDomain = Object.fromEntries(
+          Object.entries({ name, version, chainId: chain, verifyingContract, salt: s }).filter(
+            ([, v]) => v !== undefined,
+          ),
+        );
+        const message = { channelId: id, maxClaimableAmount: value };
+        let signature: Hex;
+        try {
+          signature = await (signedByOther ? other : signer).signTypedData({
+            domain: someDomain,
+            types,
+            primaryType: "Voucher",
+            message,
+          } as never);
+        } catch {
+          signature = `0x${"11".repeat(65)}`; // viem would not sign it: a made-up signature, to be refused
+        }
+        for (let i = 0; i < 2; i++) {
+          const [ours, viems] = await both({
+            address: signer.address,
+            domain: someDomain,
+            types,
+            primaryType: "Voucher",
+            message,
+            signature,
+          } as never);
+          expect(ours).toBe(viems);
+          seen.add(String(viems));
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
+  // The property saw every outcome: signed, signed by someone else, and refused by viem.
+  expect([...seen].sort()).toEqual(["false", "throws", "true"]);
+});

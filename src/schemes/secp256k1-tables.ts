@@ -1,0 +1,165 @@
+/**
+ * u1·G + u2·Q on secp256k1 for signature checks against a known key Q, fast: each point gets a
+ * table of its multiples (signed windows, affine), and a product is one mixed addition per
+ * non-zero window — about 80 additions for both products, against about 300 in noble's
+ * constant-time `multiply`, which also doubles its work with fake additions and the endomorphism.
+ *
+ * Variable-time on purpose: everything a signature check computes with is public (the
+ * signature, the digest, the signer's public key), so its timing tells nothing secret. Never use
+ * this with a private scalar.
+ *
+ * Points are Jacobian (X, Y, Z) with x = X/Z², y = Y/Z³; Z = 0 is the point at infinity.
+ * Pure: no I/O, no state outside the tables a caller keeps.
+ */
+
+/** The field prime, 2²⁵⁶ − 2³² − 977. */
+const P = 2n ** 256n - 2n ** 32n - 977n;
+
+const mod = (a: bigint): bigint => {
+  const r = a % P;
+  return r < 0n ? r + P : r;
+};
+/** a − b for a, b in [0, P): a compare instead of a division. */
+const sub = (a: bigint, b: bigint): bigint => {
+  const r = a - b;
+  return r < 0n ? r + P : r;
+};
+
+interface Jacobian {
+  x: bigint;
+  y: bigint;
+  z: bigint;
+}
+
+const INFINITY: Jacobian = { x: 0n, y: 1n, z: 0n };
+
+/** A point's multiples: entry (w, j) is (j+1)·2^(W·w)·Q, affine, as xs/ys at index w·2^(W−1) + j. */
+export interface Table {
+  window: number;
+  xs: bigint[];
+  ys: bigint[];
+}
+
+/** 2·A (dbl-2009-l, a = 0). */
+function double(a: Jacobian): Jacobian {
+  if (a.z === 0n || a.y === 0n) return INFINITY;
+  const xx = mod(a.x * a.x);
+  const yy = mod(a.y * a.y);
+  const yyyy = mod(yy * yy);
+  const d = mod(2n * (mod((a.x + yy) * (a.x + yy)) - xx - yyyy));
+  const e = 3n * xx;
+  const x = mod(e * e - 2n * d);
+  return { x, y: mod(e * (d - x) - 8n * yyyy), z: mod(2n * a.y * a.z) };
+}
+
+/** A + (x2, y2) with the second point affine (madd, 11 multiplications); every special case handled. */
+function addAffine(a: Jacobian, x2: bigint, y2: bigint): Jacobian {
+  if (a.z === 0n) return { x: x2, y: y2, z: 1n };
+  const zz = mod(a.z * a.z);
+  const h = sub(mod(x2 * zz), a.x);
+  const r = sub(mod(y2 * a.z * zz), a.y);
+  if (h === 0n) return r === 0n ? double(a) : INFINITY;
+  const hh = mod(h * h);
+  const hhh = mod(h * hh);
+  const v = mod(a.x * hh);
+  const x = mod(r * r - hhh - 2n * v);
+  return { x, y: mod(r * sub(v, x) - a.y * hhh), z: mod(a.z * h) };
+}
+
+/** a⁻¹ mod m for a in [1, m−1] with gcd 1, by the extended Euclidean algorithm. */
+export function invert(a: bigint, m: bigint): bigint {
+  let t = 0n;
+  let next = 1n;
+  let r = m;
+  let nextR = a;
+  while (nextR !== 0n) {
+    const q = r / nextR;
+    const t2 = t - q * next;
+    t = next;
+    next = t2;
+    const r2 = r - q * nextR;
+    r = nextR;
+    nextR = r2;
+  }
+  return t < 0n ? t + m : t;
+}
+
+/** Affine coordinates of several Jacobian points (none at infinity) with one inversion. */
+function toAffineAll(points: Jacobian[]): { xs: bigint[]; ys: bigint[] } {
+  const prefix: bigint[] = [];
+  let acc = 1n;
+  for (const p of points) {
+    prefix.push(acc);
+    acc = mod(acc * p.z);
+  }
+  let inverse = invert(acc, P);
+  const xs = new Array<bigint>(points.length);
+  const ys = new Array<bigint>(points.length);
+  for (let i = points.length - 1; i >= 0; i--) {
+    const p = points[i] as Jacobian;
+    const zInverse = mod(inverse * (prefix[i] as bigint));
+    inverse = mod(inverse * p.z);
+    const zz = mod(zInverse * zInverse);
+    xs[i] = mod(p.x * zz);
+    ys[i] = mod(p.y * mod(zz * zInverse));
+  }
+  return { xs, ys };
+}
+
+/**
+ * The table of an affine point (x, y) on the curve, for scalars below 2²⁵⁶: ⌈256/W⌉ + 1 windows
+ * of 2^(W−1) entries. Costs about that many additions once.
+ */
+export function tableOf(x: bigint, y: bigint, window: number): Table {
+  const half = 1 << (window - 1);
+  const windows = Math.ceil(256 / window) + 1;
+  const xs: bigint[] = [];
+  const ys: bigint[] = [];
+  let bx = x;
+  let by = y;
+  for (let w = 0; w < windows; w++) {
+    const row: Jacobian[] = [{ x: bx, y: by, z: 1n }];
+    for (let j = 1; j < half; j++) row.push(addAffine(row[j - 1] as Jacobian, bx, by));
+    row.push(double(row[half - 1] as Jacobian)); // 2^W·base, the next window's base
+    const affine = toAffineAll(row);
+    xs.push(...affine.xs.slice(0, half));
+    ys.push(...affine.ys.slice(0, half));
+    bx = affine.xs[half] as bigint;
+    by = affine.ys[half] as bigint;
+  }
+  return { window, xs, ys };
+}
+
+/** acc + k·Q for Q's table, k in [0, 2²⁵⁶): signed windows, one addition per non-zero one. */
+function addMultiple(acc: Jacobian, table: Table, k: bigint): Jacobian {
+  const { window, xs, ys } = table;
+  const half = 1 << (window - 1);
+  const full = 1 << window;
+  const mask = BigInt(full - 1);
+  const shift = BigInt(window);
+  let sum = acc;
+  for (let w = 0; k > 0n; w++) {
+    let digit = Number(k & mask);
+    k >>= shift;
+    if (digit > half) {
+      digit -= full;
+      k += 1n;
+    }
+    if (digit === 0) continue;
+    const at = w * half + Math.abs(digit) - 1;
+    const y = ys[at] as bigint;
+    sum = addAffine(sum, xs[at] as bigint, digit < 0 ? P - y : y);
+  }
+  return sum;
+}
+
+/**
+ * u1·A + u2·B, affine, or undefined at infinity; u1, u2 in [0, 2²⁵⁶).
+ */
+export function sumOfMultiples(a: Table, u1: bigint, b: Table, u2: bigint): { x: bigint; y: bigint } | undefined {
+  const sum = addMultiple(addMultiple(INFINITY, a, u1), b, u2);
+  if (sum.z === 0n) return undefined;
+  const zInverse = invert(sum.z, P);
+  const zz = mod(zInverse * zInverse);
+  return { x: mod(sum.x * zz), y: mod(sum.y * mod(zz * zInverse)) };
+}
