@@ -9,11 +9,11 @@
  * channel are served in turn rather than retrying without end.
  */
 import type { Channel, ChannelStorage, ChannelUpdateResult } from "@x402/evm/batch-settlement/server";
-import type { PaymentChannel, Versioned } from "./channel-objects.ts";
+import type { PaymentChannel, Versioned, Written } from "./channel-objects.ts";
 
 type ChannelRpc = {
   read(): Promise<Versioned>;
-  write(input: { expectedVersion: number; record: string | null }): Promise<{ ok: boolean } & Versioned>;
+  write(input: { expectedVersion: number; record: string | null }): Promise<Written>;
   acquire(): Promise<{ token: string } & Versioned>;
   commit(input: { token: string; record?: string | null }): Promise<{ ok: boolean } & Versioned>;
 };
@@ -64,8 +64,12 @@ export class DurableChannelStorage implements ChannelStorage {
           expectedVersion: known.version,
           record: next ? JSON.stringify(next) : null,
         });
+        if (written.ok) {
+          // What was written is `next` itself: kept as it is, as the official stores keep theirs.
+          this.seen.set(channelId.toLowerCase(), { version: written.version, channel: next });
+          return next ? { channel: next, status: "updated" } : { channel: undefined, status: "deleted" };
+        }
         this.remember(channelId, written);
-        if (written.ok) return next ? { channel: next, status: "updated" } : { channel: undefined, status: "deleted" };
       }
     }
     const held = await stub.acquire();
