@@ -22,8 +22,10 @@ const N = secp256k1.CURVE.n;
 const KEY_WINDOW = 6;
 /** Window for G's table: 2,432 entries (~260 KiB), built once per isolate. */
 const BASE_WINDOW = 7;
-/** Payers whose keys are kept: ~10 MiB at most. */
-const KEY_CACHE_ENTRIES = 64;
+/** Repeat payers whose tables are kept: ~10 MiB at most. */
+const TABLE_ENTRIES = 64;
+/** Payers whose recovered keys are kept (64 bytes each), so that one-off payers never evict a table. */
+const KEY_ENTRIES = 4096;
 
 type RecoveredKey = InstanceType<typeof secp256k1.ProjectivePoint>;
 
@@ -33,20 +35,22 @@ const base = () => {
   return baseTable;
 };
 
-/** Each payer's table, once its key has been recovered and seen to sign a second time. */
-const keys = new BoundedMap<string, Table | { x: bigint; y: bigint }>(KEY_CACHE_ENTRIES);
+/** Each payer's public key, once recovered. */
+const keys = new BoundedMap<string, { x: bigint; y: bigint }>(KEY_ENTRIES);
+/** Each repeat payer's table: built on the first signature after the recovery, so a one-off payer never pays for one. */
+const tables = new BoundedMap<string, Table>(TABLE_ENTRIES);
 
 export function isSignedBy(digest: Hex, signature: Hex, address: Hex): boolean {
   const parsed = parseSignature(signature);
   if (!parsed) return false;
   const expected = address.toLowerCase();
-  const cached = keys.get(expected);
-  if (cached) {
-    // The first repeat builds the table: a one-off signer never pays for it.
-    const table = "xs" in cached ? cached : tableOf(cached.x, cached.y, KEY_WINDOW);
-    if (table !== cached) keys.set(expected, table);
-    return verifiesWith(table, BigInt(digest) % N, parsed);
+  let table = tables.get(expected);
+  const key = table ? undefined : keys.get(expected);
+  if (key) {
+    table = tableOf(key.x, key.y, KEY_WINDOW);
+    tables.set(expected, table);
   }
+  if (table) return verifiesWith(table, BigInt(digest) % N, parsed);
   let recovered: RecoveredKey;
   try {
     recovered = new secp256k1.Signature(parsed.r, parsed.s)
