@@ -98,8 +98,11 @@ function digestOf(parameters: HashTypedDataParameters): `0x${string}` {
     domainHash = (hashDomain as typeof Viem.hashDomain)({ domain, types } as never);
     domainHashes.set(key, domainHash);
   }
-  if (primaryType === "EIP712Domain") return (keccak256 as typeof Viem.keccak256)(`0x1901${domainHash.slice(2)}`);
-  (validateTypedData as typeof Viem.validateTypedData)({ message, types, primaryType } as never);
-  const structHash = (hashStruct as typeof Viem.hashStruct)({ data: message, types, primaryType } as never);
-  return (keccak256 as typeof Viem.keccak256)((concat as typeof Viem.concat)(["0x1901", domainHash, structHash]));
+  // As viem: a null domain (only `undefined` defaults to {}) contributes no separator.
+  const parts: `0x${string}`[] = domain ? ["0x1901", domainHash] : ["0x1901"];
+  if (primaryType !== "EIP712Domain") {
+    (validateTypedData as typeof Viem.validateTypedData)({ message, types, primaryType } as never);
+    parts.push((hashStruct as typeof Viem.hashStruct)({ data: message, types, primaryType } as never));
+  }
+  return (keccak256 as typeof Viem.keccak256)((concat as typeof Viem.concat)(parts));
 }

@@ -142,11 +142,15 @@ it("verifyTypedData hashes any domain as viem does, and refuses what viem refuse
       mostly(amount, fc.constantFrom(-1n, 2n ** 128n)),
       fc.boolean(),
       async (name, version, chain, verifyingContract, s, id, value, signedByOther) => {
-        const someDomain = Object.fromEntries(
-          Object.entries({ name, version, chainId: chain, verifyingContract, salt: s }).filter(
-            ([, v]) => v !== undefined,
-          ),
-        );
+        // Sometimes no domain at all (null): viem then hashes no separator.
+        const someDomain =
+          name === ""
+            ? null
+            : Object.fromEntries(
+                Object.entries({ name, version, chainId: chain, verifyingContract, salt: s }).filter(
+                  ([, v]) => v !== undefined,
+                ),
+              );
         const message = { channelId: id, maxClaimableAmount: value };
         let signature: Hex;
         try {
