@@ -7,21 +7,12 @@
  */
 import { privateKeyToAccount } from "viem/accounts";
 import { verifyTypedData as fast } from "../../src/viem-fast.ts";
+import { BATCH_SETTLEMENT_DOMAIN, VOUCHER_TYPES } from "../../test/support/batch-settlement.ts";
 // @ts-expect-error: the real viem, by path (the alias does not touch it; no types there).
 import { verifyTypedData as viems } from "../../node_modules/viem/_esm/index.js";
 
-const domain = {
-  name: "x402 Batch Settlement",
-  version: "1",
-  chainId: 84532,
-  verifyingContract: "0x4020074e9dF2ce1deE5A9C1b5c3f541D02a10003",
-} as const;
-const types = {
-  Voucher: [
-    { name: "channelId", type: "bytes32" },
-    { name: "maxClaimableAmount", type: "uint128" },
-  ],
-} as const;
+const domain = BATCH_SETTLEMENT_DOMAIN;
+const types = VOUCHER_TYPES;
 const buyer = privateKeyToAccount(`0x${"42".repeat(32)}`);
 const channelId = `0x${"ab".repeat(32)}` as const;
 const VOUCHERS = 64;

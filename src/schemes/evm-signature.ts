@@ -12,10 +12,12 @@
  *
  * Pure: no I/O; the key cache is bounded.
  */
+
+import { invert } from "@noble/curves/abstract/modular";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import { type Hex, keccak256 } from "viem";
 import { BoundedMap } from "../memo.ts";
-import { invert, sumOfMultiples, type Table, tableOf } from "./secp256k1-tables.ts";
+import { sumOfMultiples, type Table, tableOf } from "./secp256k1-tables.ts";
 
 const N = secp256k1.CURVE.n;
 /** Window for a cached key's table: 1,408 entries (~150 KiB), built in a few ms on its second signature. */

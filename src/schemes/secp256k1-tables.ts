@@ -11,6 +11,7 @@
  * Points are Jacobian (X, Y, Z) with x = X/Z², y = Y/Z³; Z = 0 is the point at infinity.
  * Pure: no I/O, no state outside the tables a caller keeps.
  */
+import { invert } from "@noble/curves/abstract/modular";
 
 /** The field prime, 2²⁵⁶ − 2³² − 977. */
 const P = 2n ** 256n - 2n ** 32n - 977n;
@@ -64,24 +65,6 @@ function addAffine(a: Jacobian, x2: bigint, y2: bigint): Jacobian {
   const v = mod(a.x * hh);
   const x = mod(r * r - hhh - 2n * v);
   return { x, y: mod(r * sub(v, x) - a.y * hhh), z: mod(a.z * h) };
-}
-
-/** a⁻¹ mod m for a in [1, m−1] with gcd 1, by the extended Euclidean algorithm. */
-export function invert(a: bigint, m: bigint): bigint {
-  let t = 0n;
-  let next = 1n;
-  let r = m;
-  let nextR = a;
-  while (nextR !== 0n) {
-    const q = r / nextR;
-    const t2 = t - q * next;
-    t = next;
-    next = t2;
-    const r2 = r - q * nextR;
-    r = nextR;
-    nextR = r2;
-  }
-  return t < 0n ? t + m : t;
 }
 
 /** Affine coordinates of several Jacobian points (none at infinity) with one inversion. */
