@@ -59,7 +59,11 @@ beforeAll(async () => {
       CHANNEL_CLAIM_THRESHOLD: String(8n * PRICE),
       CHANNEL_REFUND_IDLE_SECONDS: String(REFUND_IDLE_SECONDS),
       CHANNEL_CLAIM_INTERVAL_SECONDS: "3600",
+      // The slow-chain test waits out one settle budget: kept short.
+      SETTLE_BUDGET_MS: "4000",
     },
+    // The facilitator answers settlement_pending (with the transaction) once a receipt takes this long.
+    confirmationTimeoutMs: 1500,
   });
   base = stack.worker.url;
 }, 180_000);
@@ -202,6 +206,46 @@ describe("paying an upto route", () => {
     expect(await again.text()).toBe(body);
     expect(again.headers.get("PAYMENT-RESPONSE")).toBe(first.headers.get("PAYMENT-RESPONSE"));
     expect([await balance(buyer.address), completes(), settles().length]).toEqual([before, runs, settled]);
+  });
+
+  it("delivers the answer to a late settlement on a slow chain: charged once, the charge the origin reported", async () => {
+    const buyer = await uptoBuyer(ROLE.extraBuyers + 3);
+    const [buyerBefore, merchantBefore, runs] = [await balance(buyer.address), await balance(merchant), completes()];
+    const chain = createTestClient({
+      chain: localChain(stack.chain.rpcUrl),
+      mode: "anvil",
+      transport: http(stack.chain.rpcUrl),
+    });
+    await chain.setAutomine(false);
+    let told: { error: string; detail: string };
+    try {
+      const pending = await buyer.pay(`${base}/api/complete?words=3`);
+      // Broadcast, not mined: the official buyer gets a 409 with the transaction, and pays nothing again.
+      expect(pending.status).toBe(409);
+      told = (await pending.json()) as { error: string; detail: string };
+      expect(told.error).toBe("settlement_pending");
+      expect(told.detail).toMatch(/^0x[0-9a-f]{64}$/);
+      expect(buyer.sent).toHaveLength(1);
+      expect(await balance(buyer.address)).toBe(buyerBefore);
+      await chain.mine({ blocks: 1 });
+      expect(await balance(buyer.address)).toBe(buyerBefore - 300n);
+    } finally {
+      await chain.setAutomine(true);
+    }
+    const delivered = await fetch(`${base}/api/complete?words=3`, {
+      headers: { "PAYMENT-SIGNATURE": buyer.sent[0] as string },
+    });
+    expect(delivered.status).toBe(200);
+    expect(await delivered.json()).toMatchObject({ words: 3 });
+    expect(decodePaymentResponseHeader(delivered.headers.get("PAYMENT-RESPONSE") ?? "")).toMatchObject({
+      success: true,
+      transaction: told.detail,
+      amount: "300",
+    });
+    expect(await transfersIn(told.detail as `0x${string}`)).toEqual([[buyer.address, merchant, 300n]]);
+    expect(completes()).toBe(runs + 1);
+    expect(await balance(buyer.address)).toBe(buyerBefore - 300n);
+    expect(await balance(merchant)).toBe(merchantBefore + 300n);
   });
 
   it("runs the origin once for 12 copies of one payment sent at once, and settles once", async () => {
