@@ -9,7 +9,12 @@
  * While the facilitator answers `settlement_pending`, the *same* request is settled again: the
  * official facilitator then waits on the transaction it already sent instead of sending another.
  * An unknown outcome is never retried here: the first call may still be running at the
- * facilitator, and a second one could broadcast a second transaction for the same authorization.
+ * facilitator, and a second one could broadcast a second transaction for the same authorization;
+ * a call that ran out of time hands back its answer still to come (`late`).
+ *
+ * Once an earlier attempt may have broadcast, a refusal means what the payment's scheme says it
+ * means (`afterBroadcast`): proof that attempt landed (exact's nonce used), nobody charged, or
+ * unknown (upto: kept pending).
  */
 import { SETTLE_RETRY_DELAY_MS } from "./constants.ts";
 import {
@@ -18,18 +23,23 @@ import {
   SETTLEMENT_PENDING,
   type SettleReply,
 } from "./facilitators/http.ts";
+import type { AfterBroadcast } from "./schemes/scheme.ts";
 
 /** One /settle call of the request, with at most `timeoutMs`. */
-export type SettleCall = (request: FacilitatorRequest, timeoutMs: number) => Promise<FacilitatorResult<SettleReply>>;
+export type SettleCall = (
+  request: FacilitatorRequest,
+  timeoutMs: number,
+  lateMs: number,
+) => Promise<FacilitatorResult<SettleReply>>;
 
 export type SettleOutcome =
   | { kind: "settled"; reply: SettleReply }
   | { kind: "refused"; reason: string }
-  /** `tx` is "" when the outcome is unknown. */
-  | { kind: "pending"; tx: string; reason: string };
-
-/** The official facilitator's refusal once an authorization's nonce has been used on chain. */
-const NONCE_USED = "invalid_exact_evm_nonce_already_used";
+  /**
+   * `tx` is "" when the outcome is unknown; `late`, then, is the timed-out call's answer still
+   * to come, which says whether it settled.
+   */
+  | { kind: "pending"; tx: string; reason: string; late?: Promise<FacilitatorResult<SettleReply>> };
 
 /** Below this much budget left, another /settle call is not worth starting. */
 const MIN_CALL_MS = 250;
@@ -41,6 +51,10 @@ export interface SettleOptions {
    * confirmation of a pending settlement; "" when that attempt's outcome was unknown.
    */
   broadcast?: { tx: string };
+  /** What a refusal means after a possible broadcast (the payment's scheme; schemes/scheme.ts). */
+  afterBroadcast?: (reason: string) => AfterBroadcast;
+  /** Past a call's timeout, how much longer its answer is awaited (as the pending outcome's `late`). */
+  lateMs?: number;
   /** Real elapsed time (the budget is wall time, even when a test freezes the protocol clock). */
   elapsedMs?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -57,11 +71,13 @@ export async function settleWithinBudget(
   let tx = options.broadcast?.tx ?? "";
   for (;;) {
     const left = options.budgetMs - (clock() - started);
-    const result = await settleOnce(request, Math.max(1, left));
+    const result = await settleOnce(request, Math.max(1, left), options.lateMs ?? 0);
     // A call that never left changed nothing; any other failure may have broadcast the transfer.
     if (!result.ok && result.unsent && tx === "" && !options.broadcast)
       return { kind: "refused", reason: result.failure.reason };
-    if (!result.ok) return { kind: "pending", tx, reason: result.failure.reason };
+    if (!result.ok) {
+      return { kind: "pending", tx, reason: result.failure.reason, ...(result.late ? { late: result.late } : {}) };
+    }
     const reply = result.reply;
     if (reply.success) return { kind: "settled", reply };
     if (reply.errorReason === SETTLEMENT_PENDING && reply.transaction) {
@@ -72,16 +88,18 @@ export async function settleWithinBudget(
       await sleep(SETTLE_RETRY_DELAY_MS);
       continue;
     }
-    // The nonce is used and this payment's own settlement was broadcast before: that broadcast
-    // landed. (Only a payer who cancels or reuses their own nonce could make this wrong; the
-    // official clients never do, and the facilitator's receipt check catches a cancel while it
-    // still remembers the transaction.)
-    if (reply.errorReason === NONCE_USED && (options.broadcast !== undefined || tx !== "")) {
-      return {
-        kind: "settled",
-        reply: { success: true, transaction: tx, network: reply.network, payer: reply.payer },
-      };
+    // An earlier attempt may have broadcast: what the refusal means is the scheme's to say.
+    const reason = reply.errorReason ?? "unknown";
+    if (options.broadcast !== undefined || tx !== "") {
+      const meaning = options.afterBroadcast?.(reason) ?? "refused";
+      if (meaning === "settled") {
+        return {
+          kind: "settled",
+          reply: { success: true, transaction: tx, network: reply.network, payer: reply.payer },
+        };
+      }
+      if (meaning === "unresolved") return { kind: "pending", tx, reason };
     }
-    return { kind: "refused", reason: reply.errorReason ?? "unknown" };
+    return { kind: "refused", reason };
   }
 }

@@ -44,9 +44,13 @@ export async function startFacilitator(
 ): Promise<FacilitatorServer> {
   // viem's nonce manager: concurrent settles would otherwise collide on "nonce too low".
   const signerAccount = mnemonicToAccount(MNEMONIC, { addressIndex: ROLE.facilitator, nonceManager });
-  const client = createWalletClient({ account: signerAccount, chain: localChain(rpcUrl), transport: http(rpcUrl) }).extend(
-    publicActions,
-  );
+  // Receipts are polled as often as a local chain warrants (viem's default is every 4 s).
+  const client = createWalletClient({
+    account: signerAccount,
+    chain: localChain(rpcUrl),
+    transport: http(rpcUrl),
+    pollingInterval: 250,
+  }).extend(publicActions);
   const signer = toFacilitatorEvmSigner(
     { ...client, address: signerAccount.address } as never,
     options.confirmationTimeoutMs === undefined ? {} : { confirmationTimeoutMs: options.confirmationTimeoutMs },

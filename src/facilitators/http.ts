@@ -63,8 +63,11 @@ export type SupportedReply = z.infer<typeof SupportedReplySchema>;
  */
 export type FacilitatorResult<T> =
   | { ok: true; reply: T }
-  /** `unsent`: the request never left (nothing configured, no credentials): surely nothing happened. */
-  | { ok: false; failure: Failure; retryable: boolean; unsent?: true };
+  /**
+   * `unsent`: the request never left (nothing configured, no credentials): surely nothing happened.
+   * `late`: the call ran out of time but is still waiting for the facilitator's answer.
+   */
+  | { ok: false; failure: Failure; retryable: boolean; unsent?: true; late?: Promise<FacilitatorResult<T>> };
 
 export interface FacilitatorOptions {
   url: string;
@@ -78,8 +81,11 @@ export interface FacilitatorOptions {
 
 export interface Facilitator {
   verify(request: FacilitatorRequest): Promise<FacilitatorResult<VerifyReply>>;
-  /** `timeoutMs` (at most the configured settle timeout) when a settle budget is running out. */
-  settle(request: FacilitatorRequest, timeoutMs?: number): Promise<FacilitatorResult<SettleReply>>;
+  /**
+   * `timeoutMs` (at most the configured settle timeout) when a settle budget is running out;
+   * `lateMs`: past the timeout, the call goes on this much longer and its answer comes as `late`.
+   */
+  settle(request: FacilitatorRequest, timeoutMs?: number, lateMs?: number): Promise<FacilitatorResult<SettleReply>>;
   supported(): Promise<FacilitatorResult<SupportedReply>>;
 }
 
@@ -92,6 +98,25 @@ const UTF8 = new TextDecoder();
 
 export function createFacilitator(options: FacilitatorOptions): Facilitator {
   const call = async <T extends object>(
+    path: "/verify" | "/settle" | "/supported",
+    body: FacilitatorRequest | undefined,
+    schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+    timeoutMs: number,
+    lateMs = 0,
+  ): Promise<FacilitatorResult<T>> => {
+    if (lateMs <= 0) return attempt(path, body, schema, timeoutMs);
+    const answer = attempt(path, body, schema, timeoutMs + lateMs);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const outOfTime = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    const first = await Promise.race([answer, outOfTime]);
+    clearTimeout(timer);
+    if (first) return first;
+    return { ...timedOut(path), late: answer };
+  };
+
+  const attempt = async <T extends object>(
     path: "/verify" | "/settle" | "/supported",
     body: FacilitatorRequest | undefined,
     schema: z.ZodType<T, z.ZodTypeDef, unknown>,
@@ -129,13 +154,7 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
       if (!read.ok) return { ...bad(path, "reply is too large"), retryable: false };
       text = UTF8.decode(read.bytes);
     } catch (error) {
-      if (signal.aborted) {
-        return {
-          ok: false,
-          failure: fail("facilitator_timeout", `The facilitator did not answer ${path} in time.`),
-          retryable: true,
-        };
-      }
+      if (signal.aborted) return timedOut(path);
       return {
         ok: false,
         failure: fail(
@@ -168,15 +187,24 @@ export function createFacilitator(options: FacilitatorOptions): Facilitator {
 
   return {
     verify: (request) => call("/verify", request, VerifyReplySchema, options.verifyTimeoutMs),
-    settle: (request, timeoutMs) =>
+    settle: (request, timeoutMs, lateMs) =>
       call(
         "/settle",
         request,
         SettleReplySchema,
         Math.min(timeoutMs ?? options.settleTimeoutMs, options.settleTimeoutMs),
+        lateMs,
       ),
     supported: () =>
       call("/supported", undefined, SupportedReplySchema, options.supportedTimeoutMs ?? DEFAULT_SUPPORTED_TIMEOUT_MS),
+  };
+}
+
+function timedOut(path: string): { ok: false; failure: Failure; retryable: true } {
+  return {
+    ok: false,
+    failure: fail("facilitator_timeout", `The facilitator did not answer ${path} in time.`),
+    retryable: true,
   };
 }
 

@@ -134,6 +134,7 @@ export class FacilitatorPool {
     network: string,
     scheme: string,
     timeoutMs?: number,
+    lateMs?: number,
   ): Promise<FacilitatorResult<SettleReply> & { via?: string }> {
     const member =
       this.members.find((m) => m.config.name === via) ?? this.candidates(network, scheme, request.x402Version)[0];
@@ -145,7 +146,7 @@ export class FacilitatorPool {
         unsent: true,
       };
     }
-    const result = await member.client.settle(request, timeoutMs);
+    const result = await member.client.settle(request, timeoutMs, lateMs);
     this.record(member, result);
     return { ...result, via: member.config.name };
   }

@@ -8,14 +8,19 @@
  */
 import { PENDING_BODY_READ_MS } from "../constants.ts";
 import { fail } from "../errors.ts";
-import type { FacilitatorRequest } from "../facilitators/http.ts";
+import {
+  type FacilitatorRequest,
+  type FacilitatorResult,
+  SETTLEMENT_PENDING,
+  type SettleReply,
+} from "../facilitators/http.ts";
 import { answerResponse, copyForRetries, mayKeep, readForPending } from "../ledger/answer.ts";
 import type { LedgerRecord, StoredAnswer } from "../ledger/types.ts";
 import { forwardToOrigin } from "../origin.ts";
 import { isSvmRequirement, isUptoRequirement, type Requirement } from "../pricing/document.ts";
 import { errorResponse, markPaid } from "../responses.ts";
 import { schemeOf } from "../schemes/scheme.ts";
-import { settleWithinBudget } from "../settlement.ts";
+import { type SettleOutcome, settleWithinBudget } from "../settlement.ts";
 import { pendingHeader, pendingResponse, receiptHeader } from "./answers.ts";
 import { chargeOf } from "./charge.ts";
 import {
@@ -90,7 +95,7 @@ export async function serveThenSettle(paid: Paid): Promise<Response> {
       await paid.ledger.release();
       return paid.refuse(fail("settle_failed", "The payment could not be settled.", outcome.reason));
     case "pending":
-      return keepPending(paid, record, response);
+      return keepPending(paid, record, response, outcome);
     case "settled": {
       rt.log("payment_settled", { route: p.route.id, payer: record.payer, amount: record.amount, tx: record.tx });
       if (!isSingleUse(p.route) || !mayKeep(response, rt.config.retryBodyLimitBytes)) {
@@ -125,7 +130,7 @@ export async function settleThenServe(paid: Paid, pendingBefore?: LedgerRecord):
     await paid.ledger.release();
     return paid.refuse(fail("settle_failed", "The payment could not be settled.", outcome.reason));
   }
-  if (outcome.kind === "pending") return keepPending(paid, record, undefined);
+  if (outcome.kind === "pending") return keepPending(paid, record, undefined, outcome);
 
   // Recorded before the origin runs, so a copy arriving meanwhile finds it settled (and, for a
   // single-use route, waits for the answer being copied).
@@ -212,34 +217,96 @@ function finishAnswer(
  * answer too large or too slow to keep is delivered now instead: the transfer has been sent, and
  * leaving the buyer charged without the content would be worse.
  */
-async function keepPending(paid: Paid, record: LedgerRecord, response: Response | undefined): Promise<Response> {
+async function keepPending(
+  paid: Paid,
+  record: LedgerRecord,
+  response: Response | undefined,
+  outcome: Extract<SettleOutcome, { kind: "pending" }>,
+): Promise<Response> {
   const { rt } = paid;
-  const unknown = record.tx === "";
-  // An unknown outcome may still be in flight at the facilitator: do not settle it again before
-  // that call has surely finished.
-  const notBeforeMs = unknown ? rt.nowMs() + rt.config.settleTimeoutMs : 0;
+  // Only an unknown outcome waits for its late answer: a known transaction is confirmed by the
+  // next presentation (which may come at once), and a settle-first payment by settling again
+  // (its origin runs then).
+  const late = record.upfront || record.tx !== "" ? undefined : outcome.late;
+  const notBeforeMs = pendingNotBeforeMs(paid, record);
   const expiresAtMs = ledgerExpiresAtMs(record);
   rt.log("payment_pending", { route: paid.p.route.id, payer: record.payer, tx: record.tx });
   if (!response) {
     if (!(await paid.ledger.pend(record, undefined, notBeforeMs, expiresAtMs))) {
       return errorResponse(fail("ledger_unavailable", "The payment's pending settlement could not be recorded."));
     }
+    if (late) paid.waitUntil(settleLate(paid, record, late));
     return pendingResponse(paid, record);
   }
   const read = await readForPending(response, rt.config.retryBodyLimitBytes, PENDING_BODY_READ_MS);
   const kept = await paid.ledger.pend(record, read.answer, notBeforeMs, expiresAtMs);
+  if (late && kept) paid.waitUntil(settleLate(paid, record, late));
   if (read.answer && kept) return pendingResponse(paid, record);
   const content = read.answer ? answerResponse(read.answer) : (read.response as Response);
   return markPaid(content, pendingHeader(paid.version, record));
 }
 
-/** Settles with the facilitator that verified the payment (`paid.via`), never with another. */
+/**
+ * When a pending payment may be settled again. An unknown outcome may still be in flight at the
+ * facilitator: not before that call has surely ended, late answer included (`settle`).
+ */
+export function pendingNotBeforeMs(paid: Paid, record: LedgerRecord): number {
+  return record.tx === "" ? paid.rt.nowMs() + paid.rt.config.settleTimeoutMs : 0;
+}
+
+/**
+ * The answer of a /settle call that ran out of time, once it comes (in the background): settled
+ * → the payment is recorded as settled, and the buyer's next presentation gets the kept answer;
+ * broadcast and not confirmed → its transaction is recorded, for that presentation to confirm.
+ * Anything else leaves it pending, to be settled again by that presentation. Only written after
+ * the pending record itself, and before anyone may settle it again (`pendingNotBeforeMs`).
+ */
+export async function settleLate(
+  paid: Paid,
+  record: LedgerRecord,
+  late: Promise<FacilitatorResult<SettleReply>>,
+): Promise<void> {
+  const result = await late;
+  if (!result.ok) return;
+  if (!result.reply.success) {
+    // Broadcast, not confirmed: the transaction is known now, and the next presentation may confirm it.
+    if (result.reply.errorReason === SETTLEMENT_PENDING && result.reply.transaction) {
+      const known = { ...record, tx: result.reply.transaction };
+      await paid.ledger.pend(known, undefined, 0, ledgerExpiresAtMs(known));
+    }
+    return;
+  }
+  const settled: LedgerRecord = { ...record, tx: result.reply.transaction || record.tx, settleRequest: undefined };
+  await paid.ledger.settle(paid.rt.nowMs(), settled, false, ledgerExpiresAtMs(settled));
+  paid.rt.log("payment_confirmed", {
+    route: paid.p.route.id,
+    payer: settled.payer,
+    amount: settled.amount,
+    tx: settled.tx,
+    late: true,
+  });
+}
+
+/**
+ * Settles with the facilitator that verified the payment (`paid.via`), never with another. A call
+ * that runs out of time is not abandoned: its answer is awaited as long again in the background
+ * (`settleLate`), because only that answer says whether the buyer was charged — a facilitator
+ * waits for the receipt after our timeout (the official one, by default, for minutes). With the
+ * default 15 s, that ends within the 30 s a Worker's waitUntil may run after its response.
+ */
 export async function settle(paid: Paid, request: FacilitatorRequest, pending: LedgerRecord | undefined) {
   const { rt, payment } = paid;
+  const scheme = schemeOf(payment);
   return settleWithinBudget(
-    (req, timeoutMs) => rt.facilitators.settle(req, paid.via, payment.network, payment.scheme, timeoutMs),
+    (req, timeoutMs, lateMs) =>
+      rt.facilitators.settle(req, paid.via, payment.network, payment.scheme, timeoutMs, lateMs),
     request,
-    { budgetMs: rt.config.settleBudgetMs, ...(pending ? { broadcast: { tx: pending.tx } } : {}) },
+    {
+      budgetMs: rt.config.settleBudgetMs,
+      afterBroadcast: (reason) => scheme.afterBroadcast(reason),
+      lateMs: rt.config.settleTimeoutMs,
+      ...(pending ? { broadcast: { tx: pending.tx } } : {}),
+    },
   );
 }
 

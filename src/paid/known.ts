@@ -11,7 +11,7 @@ import { forwardToOrigin } from "../origin.ts";
 import type { Receipt } from "../receipts.ts";
 import { errorResponse, markPaid, retryLaterResponse } from "../responses.ts";
 import { pendingResponse, receiptHeader } from "./answers.ts";
-import { settle, settleThenServe } from "./flows.ts";
+import { pendingNotBeforeMs, settle, settleLate, settleThenServe } from "./flows.ts";
 import {
   answerFresh,
   bodyOf,
@@ -113,7 +113,8 @@ async function confirmPending(paid: Paid, record: LedgerRecord, answer: StoredAn
   if (outcome.kind === "pending") {
     // Still not confirmed: the kept answer stays, and the lease is given back for the next try.
     const still = { ...record, tx: outcome.tx || record.tx };
-    await paid.ledger.pend(still, undefined, 0, ledgerExpiresAtMs(still));
+    const kept = await paid.ledger.pend(still, undefined, pendingNotBeforeMs(paid, still), ledgerExpiresAtMs(still));
+    if (kept && outcome.late && still.tx === "") paid.waitUntil(settleLate(paid, still, outcome.late));
     return pendingResponse(paid, still);
   }
   const settled: LedgerRecord = { ...record, tx: outcome.reply.transaction || record.tx, settleRequest: undefined };

@@ -43,7 +43,19 @@ export interface Scheme<P extends Payment> {
   validBefore(payment: P, nowSeconds: number): string;
   /** Fit failures a payment settled under older terms, or a while ago, would show. */
   maybeSettled: ReadonlySet<string>;
+  /**
+   * What the facilitator's settle refusal means once an earlier attempt at this payment may
+   * have broadcast (its outcome unknown, or its transaction pending): it proves that attempt
+   * landed ("settled"), nobody was charged ("refused"), or it cannot tell ("unresolved": the
+   * payment stays pending, neither released nor given away).
+   */
+  afterBroadcast(reason: string): AfterBroadcast;
 }
+
+export type AfterBroadcast = "settled" | "refused" | "unresolved";
+
+/** The official facilitator's refusal once an EIP-3009 authorization's nonce has been used on chain. */
+const NONCE_USED = "invalid_exact_evm_nonce_already_used";
 
 const exactEvm: Scheme<EvmPayment> = {
   find: (payment, accepts) => findRequirement(payment, accepts),
@@ -59,6 +71,11 @@ const exactEvm: Scheme<EvmPayment> = {
   payer: (payment) => payment.authorization.from,
   validBefore: (payment) => payment.authorization.validBefore,
   maybeSettled: new Set(["amount_mismatch", "pay_to_mismatch", "payment_expired"]),
+  // The nonce is used: that can only be this authorization's own transfer, to this payee, for
+  // this amount (only a payer who cancels their own nonce could make this wrong; the official
+  // clients never do, and the facilitator's receipt check catches a cancel while it still
+  // remembers the transaction).
+  afterBroadcast: (reason) => (reason === NONCE_USED ? "settled" : "refused"),
 };
 
 /**
@@ -79,6 +96,8 @@ const exactSvm: Scheme<SvmPayment> = {
   payer: (payment) => svmPayer(payment.transaction),
   validBefore: (_payment, nowSeconds) => String(nowSeconds + SOLANA_VALIDITY_SECONDS),
   maybeSettled: new Set(["amount_mismatch", "pay_to_mismatch", "fee_payer_mismatch"]),
+  // As before the ledger had this question (not re-examined for Solana yet): a refusal releases.
+  afterBroadcast: () => "refused",
 };
 
 const uptoEvm: Scheme<UptoPayment> = {
@@ -92,6 +111,11 @@ const uptoEvm: Scheme<UptoPayment> = {
   payer: (payment) => payment.permit2.from,
   validBefore: (payment) => payment.permit2.deadline,
   maybeSettled: new Set(["amount_mismatch", "pay_to_mismatch", "payment_expired", "facilitator_mismatch"]),
+  // The official facilitator names no "already used" for Permit2: once our own settlement has
+  // landed, a settle again fails its simulation and is reported as missing allowance or balance
+  // (measured: permit2_allowance_required), exactly as if the buyer had withdrawn them. Neither
+  // releasing (the buyer may have paid) nor serving (they may not) is safe.
+  afterBroadcast: () => "unresolved",
 };
 
 export function schemeOf(payment: Payment): Scheme<Payment> {

@@ -137,6 +137,8 @@ type Behaviour =
   | { kind: "answer"; status: number; body: unknown }
   | { kind: "garbage" }
   | { kind: "hang" }
+  /** Answers, but only after `afterMs`: past the Worker's timeout, as a facilitator waiting for a receipt would. */
+  | { kind: "late"; afterMs: number; status: number; body: unknown }
   | { kind: "huge"; body: unknown };
 
 interface Script {
@@ -194,6 +196,10 @@ export async function startFacilitator(): Promise<{ port: number; close: () => P
       return res.end("<html>surprise</html>");
     }
     if (behaviour?.kind === "answer") return json(res, behaviour.status, behaviour.body);
+    if (behaviour?.kind === "late") {
+      await new Promise((resolve) => setTimeout(resolve, behaviour.afterMs));
+      return json(res, behaviour.status, behaviour.body);
+    }
     if (behaviour?.kind === "huge") {
       // A well-formed answer padded past any sane size, chunked, with no Content-Length.
       res.writeHead(200, { "content-type": "application/json" });

@@ -129,6 +129,32 @@ describe("createFacilitator", () => {
     expect(result.ok ? "" : result.failure.reason).toBe("facilitator_timeout");
   });
 
+  it("keeps a timed-out settle running for lateMs, and hands its answer back as `late`", async () => {
+    const answerAfter = (ms: number) => (_url: string, init: RequestInit) =>
+      new Promise<Response>((resolve, reject) => {
+        const timer = setTimeout(
+          () => resolve(new Response(JSON.stringify({ success: true, transaction: "0x01", network: "eip155:84532" }))),
+          ms,
+        );
+        init.signal?.addEventListener("abort", () => {
+          clearTimeout(timer);
+          reject(init.signal?.reason);
+        });
+      });
+    // Answers at 120 ms: after the 50 ms timeout, within the 50 + 150 ms the late call may take.
+    const timedOut = await client(answerAfter(120), 50).settle(request, undefined, 150);
+    expect(timedOut.ok ? "" : timedOut.failure.reason).toBe("facilitator_timeout");
+    const late = timedOut.ok ? undefined : await timedOut.late;
+    expect(late?.ok && late.reply).toMatchObject({ success: true, transaction: "0x01" });
+    // Past the late window too: the late answer is itself a timeout.
+    const never = await client(answerAfter(1000), 50).settle(request, undefined, 50);
+    const lateNever = never.ok ? undefined : await never.late;
+    expect(lateNever?.ok ? "" : lateNever?.failure.reason).toBe("facilitator_timeout");
+    // An answer within the timeout comes as usual, with nothing late.
+    const inTime = await client(answerAfter(10), 50).settle(request, undefined, 150);
+    expect(inTime).toMatchObject({ ok: true, reply: { success: true } });
+  });
+
   it("reports an unreachable facilitator", async () => {
     const result = await client(() => Promise.reject(new TypeError("fetch failed"))).verify(request);
     expect(result.ok ? "" : result.failure.reason).toBe("facilitator_unreachable");

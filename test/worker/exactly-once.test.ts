@@ -17,6 +17,7 @@ import {
   decodeBase64Json,
   encode,
   facilitatorLog,
+  late,
   originLog,
   PENDING_TX,
   PRICING,
@@ -393,6 +394,56 @@ describe("late settlements are not failures", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ path: "/base/api/weather/quito" });
     expect(decodeBase64Json(res.headers.get("PAYMENT-RESPONSE")).transaction).toBe(PENDING_TX);
+  });
+
+  it("keeps waiting for a /settle that ran out of time: its late answer settles the payment, with no second /settle", async () => {
+    // FACILITATOR_SETTLE_TIMEOUT_MS is 1000 here: the answer comes after our call gave up.
+    await scriptFacilitator({ settle: late(settlementSucceeds(), 1800) });
+    const header = await v2Header();
+    const pending = await call("/api/weather/oslo", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(pending.status).toBe(409);
+    expect(await pending.json()).toMatchObject({ error: "settlement_pending" });
+    // Before the late answer: still pending, and not settled a second time (it may be landing).
+    const early = await call("/api/weather/oslo", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(early.status).toBe(409);
+    await early.text();
+    const delivered = await eventually("the late settlement", async () => {
+      const again = await call("/api/weather/oslo", { headers: { "PAYMENT-SIGNATURE": header } });
+      if (again.status === 200) return again;
+      expect(again.status).toBe(409);
+      await again.text();
+      return undefined;
+    });
+    expect(await delivered.json()).toMatchObject({ path: "/base/api/weather/oslo", secret: "paid content" });
+    expect(decodeBase64Json(delivered.headers.get("PAYMENT-RESPONSE"))).toMatchObject({
+      success: true,
+      transaction: PENDING_TX,
+    });
+    expect((await facilitatorLog()).filter((c) => c.url === "/settle")).toHaveLength(1);
+    expect((await originLog()).length).toBe(1);
+  });
+
+  it("learns the transaction from a late settlement_pending, and confirms it when the payment comes back", async () => {
+    await scriptFacilitator({
+      settle: [late(settlementPending(), 1300), settlementSucceeds()],
+    });
+    const header = await v2Header();
+    const pending = await call("/api/weather/riga", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(pending.status).toBe(409);
+    expect(((await pending.json()) as { detail?: string }).detail).toBeUndefined(); // not known yet
+    const delivered = await eventually("the confirmed settlement", async () => {
+      const again = await call("/api/weather/riga", { headers: { "PAYMENT-SIGNATURE": header } });
+      if (again.status === 200) return again;
+      await again.text();
+      return undefined;
+    });
+    expect(decodeBase64Json(delivered.headers.get("PAYMENT-RESPONSE")).transaction).toBe(PENDING_TX);
+    await delivered.text();
+    // The confirmation repeated the first request exactly.
+    const bodies = (await facilitatorLog()).filter((c) => c.url === "/settle").map((c) => c.body);
+    expect(bodies).toHaveLength(2);
+    expect(new Set(bodies).size).toBe(1);
+    expect((await originLog()).length).toBe(1);
   });
 
   it("releases a pending payment whose transaction failed: nobody charged, the payment usable again", async () => {

@@ -80,6 +80,7 @@ export type Behaviour =
   | { kind: "answer"; status: number; body: unknown }
   | { kind: "garbage" }
   | { kind: "hang" }
+  | { kind: "late"; afterMs: number; status: number; body: unknown }
   | { kind: "huge"; body: unknown };
 /** Sets the stub's next answers: one behaviour, or a list used one per call (the last one sticks). */
 export async function scriptFacilitator(script: {
@@ -89,6 +90,12 @@ export async function scriptFacilitator(script: {
   requireCdp?: { keyId: string; publicKeyPem: string };
 }): Promise<void> {
   await fetch(`${facilitatorBase}/__test/script`, { method: "POST", body: JSON.stringify(script) });
+}
+
+/** The same answer, given only after `afterMs` (past the Worker's facilitator timeout, say). */
+export function late(behaviour: Behaviour, afterMs: number): Behaviour {
+  if (behaviour.kind !== "answer") throw new Error("only an answer can come late");
+  return { kind: "late", afterMs, status: behaviour.status, body: behaviour.body };
 }
 
 /** What the official facilitator answers while a settlement is broadcast but not confirmed. */

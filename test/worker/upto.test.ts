@@ -15,6 +15,7 @@ import {
   UPTO_PERMIT2_TYPES,
   UPTO_PROXY_ADDRESS,
 } from "../../src/schemes/upto-evm/permit2.ts";
+import { eventually } from "../support/poll.ts";
 import {
   BASE_SEPOLIA_USDC,
   buyer,
@@ -250,5 +251,44 @@ describe("the charge", () => {
     expect((await pay("/metered/defaulted")).settled).toEqual(["2500"]);
     await resetServers();
     expect((await pay(`/metered/defaulted?report=${encodeURIComponent('{"amount":"10"}')}`)).settled).toEqual(["10"]);
+  });
+});
+
+describe("an upto settlement whose outcome is unknown", () => {
+  it("is kept pending, not released, when settling again is refused: the refusal cannot tell whether the first landed", async () => {
+    // An unusable answer to /settle: the facilitator may have broadcast the transfer.
+    await scriptFacilitator({ supported: SUPPORTED, verify: verifies, settle: { kind: "garbage" } });
+    const header = await uptoHeader();
+    const first = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(first.status).toBe(409);
+    expect(await first.json()).toMatchObject({ error: "settlement_pending" });
+    // What the official facilitator answers once our own settlement has landed: the permit is spent.
+    await scriptFacilitator({
+      supported: SUPPORTED,
+      verify: verifies,
+      settle: {
+        kind: "answer",
+        status: 400,
+        body: { success: false, errorReason: "permit2_allowance_required", transaction: "", network: NETWORK },
+      },
+    });
+    const settleCalls = async () => (await facilitatorLog()).filter((r) => r.url === "/settle").length;
+    // Once the first call has surely ended, the next presentation settles again; it is refused.
+    await eventually(
+      "a second /settle",
+      async () => {
+        const again = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+        expect(again.status).toBe(409);
+        await again.text();
+        return (await settleCalls()) >= 2 ? true : undefined;
+      },
+      { intervalMs: 200 },
+    );
+    // Still pending: not released (a 402 and a fresh verify would follow), not served.
+    const after = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(after.status).toBe(409);
+    expect(await after.json()).toMatchObject({ error: "settlement_pending" });
+    expect((await facilitatorLog()).filter((r) => r.url === "/verify")).toHaveLength(1);
+    expect((await originLog()).length).toBe(1);
   });
 });
