@@ -14,7 +14,7 @@
  *
  * Once an earlier attempt may have broadcast, a refusal means what the payment's scheme says it
  * means (`afterBroadcast`): proof that attempt landed (exact's nonce used), nobody charged, or
- * unknown (upto: kept pending).
+ * unknown (upto, and Solana short of a failed transaction: kept pending).
  */
 import { SETTLE_RETRY_DELAY_MS } from "./constants.ts";
 import {
@@ -52,7 +52,7 @@ export interface SettleOptions {
    */
   broadcast?: { tx: string };
   /** What a refusal means after a possible broadcast (the payment's scheme; schemes/scheme.ts). */
-  afterBroadcast?: (reason: string) => AfterBroadcast;
+  afterBroadcast?: (reason: string, tx: string) => AfterBroadcast;
   /** Past a call's timeout, how much longer its answer is awaited (as the pending outcome's `late`). */
   lateMs?: number;
   /** Real elapsed time (the budget is wall time, even when a test freezes the protocol clock). */
@@ -91,7 +91,7 @@ export async function settleWithinBudget(
     // An earlier attempt may have broadcast: what the refusal means is the scheme's to say.
     const reason = reply.errorReason ?? "unknown";
     if (options.broadcast !== undefined || tx !== "") {
-      const meaning = options.afterBroadcast?.(reason) ?? "refused";
+      const meaning = options.afterBroadcast?.(reason, reply.transaction ?? "") ?? "refused";
       if (meaning === "settled") {
         return {
           kind: "settled",

@@ -303,7 +303,7 @@ export async function settle(paid: Paid, request: FacilitatorRequest, pending: L
     request,
     {
       budgetMs: rt.config.settleBudgetMs,
-      afterBroadcast: (reason) => scheme.afterBroadcast(reason),
+      afterBroadcast: (reason, tx) => scheme.afterBroadcast(reason, tx),
       lateMs: rt.config.settleTimeoutMs,
       ...(pending ? { broadcast: { tx: pending.tx } } : {}),
     },

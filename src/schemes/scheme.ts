@@ -47,9 +47,10 @@ export interface Scheme<P extends Payment> {
    * What the facilitator's settle refusal means once an earlier attempt at this payment may
    * have broadcast (its outcome unknown, or its transaction pending): it proves that attempt
    * landed ("settled"), nobody was charged ("refused"), or it cannot tell ("unresolved": the
-   * payment stays pending, neither released nor given away).
+   * payment stays pending, neither released nor given away). `tx` is the refusal's own
+   * transaction, "" when it names none.
    */
-  afterBroadcast(reason: string): AfterBroadcast;
+  afterBroadcast(reason: string, tx: string): AfterBroadcast;
 }
 
 export type AfterBroadcast = "settled" | "refused" | "unresolved";
@@ -78,6 +79,9 @@ const exactEvm: Scheme<EvmPayment> = {
   afterBroadcast: (reason) => (reason === NONCE_USED ? "settled" : "refused"),
 };
 
+/** The official facilitator's refusal for a Solana transaction that failed (with its signature: on chain). */
+const SVM_TRANSACTION_FAILED = "invalid_exact_svm_transaction_failed";
+
 /**
  * A Solana transaction carries no expiry of its own: its blockhash is valid for 150 slots (about a
  * minute). Past this many seconds from first sight it can no longer land, so nothing need be kept
@@ -96,8 +100,12 @@ const exactSvm: Scheme<SvmPayment> = {
   payer: (payment) => svmPayer(payment.transaction),
   validBefore: (_payment, nowSeconds) => String(nowSeconds + SOLANA_VALIDITY_SECONDS),
   maybeSettled: new Set(["amount_mismatch", "pay_to_mismatch", "fee_payer_mismatch"]),
-  // As before the ledger had this question (not re-examined for Solana yet): a refusal releases.
-  afterBroadcast: () => "refused",
+  // The official facilitator keeps each transaction it settles for two minutes: while it does, a
+  // second settle is `duplicate_settlement`, whether the first is still confirming or has landed.
+  // After that, a landed transaction fails its simulation exactly as an expired one does
+  // (measured against its code: the blockhash is gone either way). Only a transaction the chain
+  // ran and failed, named in the refusal, proves nobody was charged.
+  afterBroadcast: (reason, tx) => (reason === SVM_TRANSACTION_FAILED && tx !== "" ? "refused" : "unresolved"),
 };
 
 const uptoEvm: Scheme<UptoPayment> = {
