@@ -63,7 +63,10 @@ describe("a settle refused after a possible broadcast", () => {
 
   it("Solana: settlement_pending then a duplicate keeps the first attempt's transaction pending", async () => {
     const answers = [
-      { ok: true as const, reply: { success: false, errorReason: "settlement_pending", transaction: "5sig", network: "n" } },
+      {
+        ok: true as const,
+        reply: { success: false, errorReason: "settlement_pending", transaction: "5sig", network: "n" },
+      },
       refusal("duplicate_settlement"),
     ];
     const outcome = await settleWithinBudget(async () => answers.shift() ?? refusal("x"), request, {

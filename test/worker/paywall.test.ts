@@ -538,7 +538,7 @@ describe("streaming", () => {
   });
 
   it("forwards a large request body intact", async () => {
-    const big = "x".repeat(1024 * 1024) + "end";
+    const big = `${"x".repeat(1024 * 1024)}end`;
     const res = await call("/health", { method: "PUT", body: big });
     expect(res.status).toBe(200);
     const [seen] = await originLog();
