@@ -19,7 +19,9 @@ import {
   getTypesForEIP712Domain,
   hashDomain,
   hashStruct,
+  isAddress,
   keccak256,
+  toHex,
   validateTypedData,
   hashTypedData as viemHashTypedData,
   verifyTypedData as viemVerifyTypedData,
@@ -73,11 +75,11 @@ export async function verifyTypedData(parameters: VerifyTypedDataParameters): Pr
 const domainHashes = new BoundedMap<string, `0x${string}`>(64);
 
 /**
- * viem's `hashTypedData`, with the domain's half kept: the same validation (domain and types
+ * viem's `hashTypedData` (exported for its tests), with the domain's half kept: the same validation (domain and types
  * once per domain, the message every time) and the same bytes, keccak256(0x1901 ‖ domain
  * separator ‖ hashStruct(message)), so the same answers and the same errors.
  */
-function digestOf(parameters: HashTypedDataParameters): `0x${string}` {
+export function digestOf(parameters: HashTypedDataParameters): `0x${string}` {
   const {
     domain = {},
     message,
@@ -101,8 +103,83 @@ function digestOf(parameters: HashTypedDataParameters): `0x${string}` {
   // As viem: a null domain (only `undefined` defaults to {}) contributes no separator.
   const parts: `0x${string}`[] = domain ? ["0x1901", domainHash] : ["0x1901"];
   if (primaryType !== "EIP712Domain") {
-    (validateTypedData as typeof Viem.validateTypedData)({ message, types, primaryType } as never);
-    parts.push((hashStruct as typeof Viem.hashStruct)({ data: message, types, primaryType } as never));
+    const fast = flatStructHash(key, types, primaryType, message);
+    if (fast) {
+      parts.push(fast);
+    } else {
+      (validateTypedData as typeof Viem.validateTypedData)({ message, types, primaryType } as never);
+      parts.push((hashStruct as typeof Viem.hashStruct)({ data: message, types, primaryType } as never));
+    }
   }
   return (keccak256 as typeof Viem.keccak256)((concat as typeof Viem.concat)(parts));
+}
+
+/** A struct of only `bytes32`, `address` and `uintN` fields: its type hash and each field's type. */
+interface FlatStruct {
+  typeHash: string;
+  fields: { name: string; bits: number | "address" | "bytes32" }[];
+}
+
+/** Types (already validated with their domain, under `typesKey`) → their primary struct, when it is flat. */
+const flatStructs = new BoundedMap<string, FlatStruct | null>(64);
+
+/**
+ * hashStruct for a flat struct (a voucher, an EIP-3009 authorization), word by word with the
+ * type hash kept, and the checks viem's validateTypedData makes of those fields. Undefined
+ * when the struct is not flat or a value is not one this can encode exactly as viem does
+ * (a number for an integer, an out-of-range integer, a bad address or size): then viem runs,
+ * with its own answer or error.
+ */
+function flatStructHash(
+  typesKey: string,
+  types: Record<string, readonly Viem.TypedDataParameter[]>,
+  primaryType: string,
+  message: Record<string, unknown>,
+): `0x${string}` | undefined {
+  const key = `${primaryType}|${typesKey}`;
+  let flat = flatStructs.get(key);
+  if (flat === undefined) {
+    flat = flatStructOf(types, primaryType) ?? null;
+    flatStructs.set(key, flat);
+  }
+  if (!flat || typeof message !== "object" || message === null) return undefined;
+  let words = flat.typeHash;
+  for (const { name, bits } of flat.fields) {
+    const value = message[name];
+    if (bits === "bytes32") {
+      if (typeof value !== "string" || !BYTES32.test(value)) return undefined;
+      words += value.slice(2);
+    } else if (bits === "address") {
+      if (typeof value !== "string" || !(isAddress as typeof Viem.isAddress)(value)) return undefined;
+      words += `000000000000000000000000${value.slice(2).toLowerCase()}`;
+    } else {
+      if (typeof value !== "bigint" || value < 0n || value >= 1n << BigInt(bits)) return undefined;
+      words += value.toString(16).padStart(64, "0");
+    }
+  }
+  return (keccak256 as typeof Viem.keccak256)(words as `0x${string}`);
+}
+
+const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
+
+function flatStructOf(
+  types: Record<string, readonly Viem.TypedDataParameter[]>,
+  primaryType: string,
+): FlatStruct | undefined {
+  const struct = types[primaryType];
+  if (!struct || primaryType === "EIP712Domain") return undefined;
+  const fields: FlatStruct["fields"] = [];
+  for (const { name, type } of struct) {
+    // A type named like an atomic one would be a struct to viem: not flat.
+    if (Object.hasOwn(types, type)) return undefined;
+    const uint = /^uint(\d+)$/.exec(type);
+    const bits = Number(uint?.[1]);
+    if (uint && bits >= 8 && bits <= 256 && bits % 8 === 0) fields.push({ name, bits });
+    else if (type === "address" || type === "bytes32") fields.push({ name, bits: type });
+    else return undefined;
+  }
+  // No field names a struct, so the encoded type is the primary type's alone (EIP-712 encodeType).
+  const encodedType = `${primaryType}(${struct.map(({ name, type }) => `${type} ${name}`).join(",")})`;
+  const typeHash = (keccak256 as typeof Viem.keccak256)((toHex as typeof Viem.toHex)(encodedType));
+  return { typeHash, fields };
 }

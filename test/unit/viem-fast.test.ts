@@ -7,10 +7,10 @@
 import { readFileSync } from "node:fs";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import fc from "fast-check";
-import { type Hex, toHex, hashTypedData as viemHash, verifyTypedData as viemVerify } from "viem";
+import { getAddress, type Hex, toHex, hashTypedData as viemHash, verifyTypedData as viemVerify } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { expect, it } from "vitest";
-import { hashTypedData, verifyTypedData } from "../../src/viem-fast.ts";
+import { digestOf, hashTypedData, verifyTypedData } from "../../src/viem-fast.ts";
 import { BATCH_SETTLEMENT_DOMAIN, CHANNEL_CONFIG_TYPES, VOUCHER_TYPES } from "../support/batch-settlement.ts";
 
 const N = secp256k1.CURVE.n;
@@ -181,4 +181,87 @@ it("verifyTypedData hashes any domain as viem does, and refuses what viem refuse
   );
   // The property saw every outcome: signed, signed by someone else, and refused by viem.
   expect([...seen].sort()).toEqual(["false", "throws", "true"]);
+});
+
+it("the digest of a flat struct (voucher, EIP-3009 authorization) is viem's, and so are its errors", () => {
+  const eip3009Types = {
+    TransferWithAuthorization: [
+      { name: "from", type: "address" },
+      { name: "to", type: "address" },
+      { name: "value", type: "uint256" },
+      { name: "validAfter", type: "uint256" },
+      { name: "validBefore", type: "uint256" },
+      { name: "nonce", type: "bytes32" },
+    ],
+  } as const;
+  const usdc = {
+    name: "USDC",
+    version: "2",
+    chainId: 84532,
+    verifyingContract: "0x036CbD53842c5426634e7929541eC2318f3dCF7e",
+  } as const;
+  const raw = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => toHex(b));
+  // Valid addresses (lower, checksummed, upper-case body) and ones viem refuses (bad checksum, short).
+  const address = fc.oneof(
+    raw,
+    raw.map((a) => getAddress(a)),
+    raw.map((a) => `0x${a.slice(2).toUpperCase()}`),
+    raw.map((a) => {
+      const c = getAddress(a);
+      const i = c.search(/[a-fA-F]/);
+      return i < 0
+        ? "0x12"
+        : `${c.slice(0, i)}${c[i] === c[i]?.toUpperCase() ? c[i]?.toLowerCase() : c[i]?.toUpperCase()}${c.slice(i + 1)}`;
+    }),
+    fc.constantFrom("0x1234", 7, undefined),
+  );
+  const uint = (bits: bigint) =>
+    fc.oneof(
+      fc.bigInt({ min: 0n, max: 2n ** bits - 1n }),
+      fc.constantFrom(-1n, 2n ** bits, 0n, 2n ** bits - 1n),
+      fc.integer({ min: 0, max: 2 ** 40 }),
+      fc.constantFrom("5", undefined),
+    );
+  const bytes32 = fc.oneof(
+    fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => toHex(b)),
+    fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => `0x${toHex(b).slice(2).toUpperCase()}`),
+    fc.constantFrom("0x01", `0x${"zz".repeat(32)}`, `0x${"00".repeat(33)}`, 5, undefined),
+  );
+  const outcome = (f: () => string) => {
+    try {
+      return f();
+    } catch {
+      return "throws";
+    }
+  };
+  const seen = new Set<string>();
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.record({ channelId: bytes32, maxClaimableAmount: uint(128n) }).map((message) => ({
+          domain,
+          types: VOUCHER_TYPES,
+          primaryType: "Voucher",
+          message,
+        })),
+        fc
+          .record({
+            from: address,
+            to: address,
+            value: uint(256n),
+            validAfter: uint(256n),
+            validBefore: uint(256n),
+            nonce: bytes32,
+          })
+          .map((message) => ({ domain: usdc, types: eip3009Types, primaryType: "TransferWithAuthorization", message })),
+      ),
+      (parameters) => {
+        const viems = outcome(() => viemHash(parameters as never));
+        expect(outcome(() => digestOf(parameters as never))).toBe(viems);
+        seen.add(viems === "throws" ? "throws" : "hash");
+      },
+    ),
+    { numRuns: 600 },
+  );
+  expect([...seen].sort()).toEqual(["hash", "throws"]);
 });
