@@ -91,26 +91,62 @@ function toAffineAll(points: Jacobian[]): { xs: bigint[]; ys: bigint[] } {
 
 /**
  * The table of an affine point (x, y) on the curve, for scalars below 2²⁵⁶: ⌈256/W⌉ + 1 windows
- * of 2^(W−1) entries. Costs about that many additions once.
+ * of 2^(W−1) entries, built a few windows at a time (`extend`), so that no one request pays for
+ * all of it: each entry costs about one addition, and a whole table some 20–40 ms of CPU.
  */
-export function tableOf(x: bigint, y: bigint, window: number): Table {
-  const half = 1 << (window - 1);
-  const windows = Math.ceil(256 / window) + 1;
-  const xs: bigint[] = [];
-  const ys: bigint[] = [];
-  let bx = x;
-  let by = y;
-  for (let w = 0; w < windows; w++) {
-    const row: Jacobian[] = [{ x: bx, y: by, z: 1n }];
-    for (let j = 1; j < half; j++) row.push(addAffine(row[j - 1] as Jacobian, bx, by));
-    row.push(double(row[half - 1] as Jacobian)); // 2^W·base, the next window's base
-    const affine = toAffineAll(row);
-    xs.push(...affine.xs.slice(0, half));
-    ys.push(...affine.ys.slice(0, half));
-    bx = affine.xs[half] as bigint;
-    by = affine.ys[half] as bigint;
+export class TableBuilder {
+  readonly xs: bigint[] = [];
+  readonly ys: bigint[] = [];
+  /** Windows built so far, and the base of the next one (2^(W·w)·Q). */
+  private built = 0;
+  private bx: bigint;
+  private by: bigint;
+  readonly window: number;
+  readonly windows: number;
+  private table: Table | undefined;
+
+  // No parameter properties: plain Node (the bench scripts) runs this file as it is.
+  constructor(x: bigint, y: bigint, window: number) {
+    this.bx = x;
+    this.by = y;
+    this.window = window;
+    this.windows = Math.ceil(256 / window) + 1;
   }
-  return { window, xs, ys };
+
+  /** Entries built so far, of `windows · 2^(W−1)`. */
+  get entries(): number {
+    return this.xs.length;
+  }
+
+  /** The whole table, once built. */
+  get complete(): Table | undefined {
+    return this.table;
+  }
+
+  /** Builds whole windows, at least one, until about `entries` more entries; the table once complete. */
+  extend(entries: number): Table | undefined {
+    const half = 1 << (this.window - 1);
+    for (let spent = 0; this.built < this.windows && (spent === 0 || spent + half <= entries); spent += half) {
+      const row: Jacobian[] = [{ x: this.bx, y: this.by, z: 1n }];
+      for (let j = 1; j < half; j++) row.push(addAffine(row[j - 1] as Jacobian, this.bx, this.by));
+      row.push(double(row[half - 1] as Jacobian)); // 2^W·base, the next window's base
+      const affine = toAffineAll(row);
+      for (let j = 0; j < half; j++) {
+        this.xs.push(affine.xs[j] as bigint);
+        this.ys.push(affine.ys[j] as bigint);
+      }
+      this.bx = affine.xs[half] as bigint;
+      this.by = affine.ys[half] as bigint;
+      this.built++;
+    }
+    if (this.built === this.windows) this.table ??= { window: this.window, xs: this.xs, ys: this.ys };
+    return this.table;
+  }
+}
+
+/** The whole table at once (tests, and callers that can afford it). */
+export function tableOf(x: bigint, y: bigint, window: number): Table {
+  return new TableBuilder(x, y, window).extend(Number.POSITIVE_INFINITY) as Table;
 }
 
 /** acc + k·Q for Q's table, k in [0, 2²⁵⁶): signed windows, one addition per non-zero one. */

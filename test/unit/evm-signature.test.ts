@@ -1,6 +1,7 @@
 /**
  * isSignedBy answers exactly as viem's `recoverAddress(...) === address` does, on the first
- * signature from a key (recovery) and on later ones (the cached key's fast check): random keys and
+ * signature from a key (recovery), while its tables grow, and once they are whole (the cached
+ * key's fast check): random keys and
  * digests, valid signatures, their malleable twins (s → n − s with v flipped), and signatures
  * broken every way a header can break them.
  */
@@ -9,7 +10,7 @@ import fc from "fast-check";
 import { type Hex, recoverAddress, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { describe, expect, it } from "vitest";
-import { isSignedBy } from "../../src/schemes/evm-signature.ts";
+import { BUILD_ENTRIES_PER_CHECK, isSignedBy, tableProgress } from "../../src/schemes/evm-signature.ts";
 
 const N = secp256k1.CURVE.n;
 const hex32 = (n: bigint) => n.toString(16).padStart(64, "0");
@@ -70,8 +71,11 @@ describe("isSignedBy", () => {
           const first = mutate(await signer.sign({ hash: d1 }));
           // Cold: nothing cached for this address yet (a fresh random key each run).
           expect(isSignedBy(d1, first, signer.address)).toBe(await viemSays(d1, first, signer.address));
-          // Warm the cache with a valid signature, then check another digest the fast way.
+          // Warm the cache with valid signatures (the second builds both tables whole), then
+          // check another digest the fast way.
           expect(isSignedBy(d1, await signer.sign({ hash: d1 }), signer.address)).toBe(true);
+          expect(isSignedBy(d1, await signer.sign({ hash: d1 }), signer.address, Infinity)).toBe(true);
+          expect(tableProgress(signer.address).key?.[0]).toBe(tableProgress(signer.address).key?.[1]);
           const later = mutate(await signer.sign({ hash: d2 }));
           expect(isSignedBy(d2, later, signer.address)).toBe(await viemSays(d2, later, signer.address));
           // Someone else's signature, checked against the cached key.
@@ -91,6 +95,33 @@ describe("isSignedBy", () => {
     const twin = mutations["malleable twin (n − s, v flipped)"]?.(await signer.sign({ hash: d })) as Hex;
     expect(await viemSays(d, twin, signer.address)).toBe(true);
     expect(isSignedBy(d, twin, signer.address)).toBe(true);
+  });
+
+  it("builds the tables a bounded step per valid repeat check, answering as viem all along", async () => {
+    const signer = privateKeyToAccount(`0x${"77".repeat(32)}`);
+    const other = privateKeyToAccount(`0x${"78".repeat(32)}`);
+    const entries = (p: ReturnType<typeof tableProgress>) => p.base[0] + (p.key?.[0] ?? 0);
+    const whole = (p: ReturnType<typeof tableProgress>) =>
+      p.base[0] === p.base[1] && p.key !== undefined && p.key[0] === p.key[1];
+    let checks = 0;
+    for (let i = 0; !whole(tableProgress(signer.address)); i++) {
+      expect(i, "the tables are whole within 40 repeat checks").toBeLessThan(40);
+      const d: Hex = toHex(i + 1, { size: 32 });
+      const before = entries(tableProgress(signer.address));
+      // A refused signature builds nothing; a valid one builds at most one step (whole windows).
+      expect(isSignedBy(d, await other.sign({ hash: d }), signer.address)).toBe(false);
+      expect(entries(tableProgress(signer.address))).toBe(before);
+      expect(isSignedBy(d, await signer.sign({ hash: d }), signer.address)).toBe(true);
+      expect(entries(tableProgress(signer.address)) - before).toBeLessThanOrEqual(BUILD_ENTRIES_PER_CHECK);
+      checks++;
+    }
+    // The first check only recovers the key; from the second on, each builds a step (G's table
+    // may be whole already: it is the isolate's, shared by every payer).
+    expect(checks).toBeGreaterThanOrEqual(1 + Math.ceil(1408 / BUILD_ENTRIES_PER_CHECK));
+    const d: Hex = `0x${"99".repeat(32)}`;
+    const signature = await signer.sign({ hash: d });
+    expect(isSignedBy(d, signature, signer.address)).toBe(await viemSays(d, signature, signer.address));
+    expect(isSignedBy(d, await other.sign({ hash: d }), signer.address)).toBe(false);
   });
 
   it("refuses anything that is not 65 bytes", () => {
