@@ -25,6 +25,11 @@ import type { Seller } from "../sessions/sessions.ts";
 import { encodeHeaderJson } from "../x402/codec.ts";
 import { bodyOf, type Priced, type WaitUntil } from "./paid.ts";
 
+type Server = Seller["server"];
+
+/** The official scheme's refusal of a voucher's signature (it does not depend on the channel's record). */
+const BAD_VOUCHER_SIGNATURE = "invalid_batch_settlement_evm_voucher_signature";
+
 export async function serveSession(
   request: Request,
   rt: Runtime,
@@ -49,27 +54,36 @@ export async function serveSession(
   const seller = sessions.sellerFor(requirement.requirement);
   const reqs = requirement.requirement as unknown as PaymentRequirements;
   const payload = payment.raw as unknown as PaymentPayload;
-  const refused = (reason: string) => sessionRefusal(seller, p, request.url, payload, reason);
 
-  let verified: Awaited<ReturnType<Seller["server"]["verifyPayment"]>>;
+  // Verified on this isolate's copy of the channel; a refusal is never given on a copy (another
+  // isolate may have moved the channel on): that verifies again, once, from a fresh read — but
+  // a bad signature is bad whatever the channel's state, and is not checked twice.
+  let attempt = seller.forRequest();
+  let verified: Awaited<ReturnType<Server["verifyPayment"]>>;
   try {
-    verified = await seller.server.verifyPayment(payload, reqs);
+    verified = await attempt.server.verifyPayment(payload, reqs);
+    if (!verified.isValid && attempt.storage.servedCopy && verified.invalidReason !== BAD_VOUCHER_SIGNATURE) {
+      attempt = seller.forRequest(true);
+      verified = await attempt.server.verifyPayment(payload, reqs);
+    }
   } catch (error) {
     rt.log("session_verify_failed", { route: p.route.id, error: (error as Error).message });
     return errorResponse(
       fail("facilitator_unreachable", "The payment could not be verified.", (error as Error).message),
     );
   }
+  const { server } = attempt;
+  const refused = (reason: string) => sessionRefusal(server, p, request.url, payload, reason);
   if (!verified.isValid) {
     rt.log("payment_refused", { route: p.route.id, reason: "verify_rejected", detail: verified.invalidReason });
     return refused(verified.invalidReason ?? "invalid");
   }
-  const cancel = () =>
-    seller.server.createPaymentCancellationDispatcher(payload, reqs).cancel({ reason: "handler_failed" });
+  const cancel = () => server.createPaymentCancellationDispatcher(payload, reqs).cancel({ reason: "handler_failed" });
   const ctx: SessionContext = {
     rt,
     p,
     seller,
+    server,
     payment,
     payload,
     reqs,
@@ -115,6 +129,8 @@ interface SessionContext {
   rt: Runtime;
   p: Priced;
   seller: Seller;
+  /** The request's own resource server (Seller.forRequest), which verified the payment. */
+  server: Server;
   payment: SessionPayment;
   payload: PaymentPayload;
   reqs: PaymentRequirements;
@@ -128,10 +144,10 @@ interface SessionContext {
  * fails, the answer is cancelled unread and the buyer gets the scheme's 402.
  */
 async function settleAndAnswer(ctx: SessionContext, response: Response): Promise<Response> {
-  const { rt, p, seller, payment, payload, reqs, refused, waitUntil, threshold } = ctx;
+  const { rt, p, seller, server, payment, payload, reqs, refused, waitUntil, threshold } = ctx;
   let settled: SettleResponse;
   try {
-    settled = await seller.server.settlePayment(payload, reqs);
+    settled = await server.settlePayment(payload, reqs);
   } catch (error) {
     settled = { success: false, errorReason: (error as Error).message, transaction: "", network: reqs.network };
   }
@@ -200,17 +216,18 @@ function selectBatch(payment: SessionPayment, accepts: readonly Requirement[]): 
 }
 
 /**
- * A 402 for a session payment the scheme refused, made by the official resource server so that
- * it carries the scheme's correction (the channel's state) when the voucher's amount was off.
+ * A 402 for a session payment the scheme refused, made by the request's own resource server (the
+ * one that refused it) so that it carries the scheme's correction (the channel's state) when the
+ * voucher's amount was off.
  */
 async function sessionRefusal(
-  seller: Seller,
+  server: Server,
   p: Priced,
   resourceUrl: string,
   payload: PaymentPayload,
   reason: string,
 ): Promise<Response> {
-  const required = await seller.server.createPaymentRequiredResponse(
+  const required = await server.createPaymentRequiredResponse(
     p.route.accepts as unknown as PaymentRequirements[],
     { url: resourceUrl, description: p.route.description, mimeType: p.route.mimeType },
     reason,

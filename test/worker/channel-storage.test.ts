@@ -2,14 +2,15 @@
  * The batch-settlement scheme's ChannelStorage on real Durable Objects (miniflare): updates are
  * atomic read-modify-writes across isolates (here: separate storage instances, each with its own
  * remembered versions), a decision to change nothing is never made on a stale copy, and deletes
- * delete. Also: the owner's channel view does not exist without its token.
+ * delete; a paid request's view reads the isolate's copy and never writes its decision on a
+ * channel that moved since. Also: the owner's channel view does not exist without its token.
  */
 import { env } from "cloudflare:workers";
 import type { Channel } from "@x402/evm/batch-settlement/server";
 import { describe, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
 import type { PaymentChannel } from "../../src/sessions/channel-objects.ts";
-import { DurableChannelStorage } from "../../src/sessions/storage.ts";
+import { ChannelMoved, DurableChannelStorage, RequestChannelStorage } from "../../src/sessions/storage.ts";
 import { testCtx } from "./helpers.ts";
 
 const channels = (env as unknown as { CHANNELS: DurableObjectNamespace<PaymentChannel> }).CHANNELS;
@@ -73,6 +74,38 @@ describe("DurableChannelStorage", () => {
     const result = await a.updateChannel(channelId, increment(channelId));
     expect(result).toMatchObject({ status: "updated" });
     expect(result.channel?.chargedCumulativeAmount).toBe("11");
+  });
+});
+
+describe("RequestChannelStorage (one paid request's view)", () => {
+  it("reads this isolate's copy, and writes its first decision only on the version it read", async () => {
+    const channelId = id();
+    const a = isolate();
+    await a.updateChannel(channelId, () => channel(channelId, 1));
+    await isolate().updateChannel(channelId, () => channel(channelId, 5));
+    // The copy, not the object: no round trip, and stale here.
+    const view = new RequestChannelStorage(a);
+    expect((await view.get(channelId))?.chargedCumulativeAmount).toBe("1");
+    expect(view.servedCopy).toBe(true);
+    await expect(view.updateChannel(channelId, increment(channelId))).rejects.toBeInstanceOf(ChannelMoved);
+    expect((await isolate().get(channelId))?.chargedCumulativeAmount).toBe("5");
+  });
+
+  it("ties a fresh read too, and lets later updates of the request run as usual", async () => {
+    const channelId = id();
+    const a = isolate();
+    await a.updateChannel(channelId, () => channel(channelId, 1));
+    const moved = new RequestChannelStorage(a, true);
+    expect((await moved.get(channelId))?.chargedCumulativeAmount).toBe("1");
+    expect(moved.servedCopy).toBe(false);
+    await isolate().updateChannel(channelId, () => channel(channelId, 7));
+    await expect(moved.updateChannel(channelId, increment(channelId))).rejects.toBeInstanceOf(ChannelMoved);
+    // Read again, the first write lands; the request's next one (a commit) re-runs on whatever is there.
+    const view = new RequestChannelStorage(a, true);
+    await view.get(channelId);
+    expect((await view.updateChannel(channelId, increment(channelId))).channel?.chargedCumulativeAmount).toBe("8");
+    await isolate().updateChannel(channelId, () => channel(channelId, 20));
+    expect((await view.updateChannel(channelId, increment(channelId))).channel?.chargedCumulativeAmount).toBe("21");
   });
 });
 

@@ -26,7 +26,8 @@ const DOMAIN = BATCH_SETTLEMENT_DOMAIN;
 
 beforeEach(() => resetServers());
 
-it("refuses a voucher while a dead request's reservation lives, and takes it once that has expired", async () => {
+/** A channel charged 1000 of a 10000 deposit (on-chain state fresh), and a seller over it: one isolate. */
+async function setup(pendingRequest?: Channel["pendingRequest"]) {
   const payer = privateKeyToAccount(generatePrivateKey());
   const requirements = {
     scheme: "batch-settlement",
@@ -83,7 +84,7 @@ it("refuses a voucher while a dead request's reservation lives, and takes it onc
     refundNonce: 0,
     onchainSyncedAt: now,
     lastRequestTimestamp: now,
-    pendingRequest: { pendingId: "the-dead-request", signedMaxClaimable: "2000", expiresAt: now + 60_000 },
+    ...(pendingRequest ? { pendingRequest } : {}),
   };
   const storage = new DurableChannelStorage(bindings.CHANNELS, async () => []);
   await storage.updateChannel(channelId, () => record);
@@ -95,18 +96,29 @@ it("refuses a voucher while a dead request's reservation lives, and takes it onc
     nowMs: Date.now,
     log: () => {},
   });
-  const seller = makeSeller({ channels: bindings.CHANNELS, books: bindings.CHANNEL_BOOKS }, pool, {
-    receiver: PAY_TO,
-    network: "eip155:84532",
-    token: BASE_SEPOLIA_USDC,
-    withdrawDelay: 900,
-    claimIntervalSeconds: 600,
-    refundIdleSeconds: 86_400,
-  });
-  const payment = async () => ({
+  const isolate = () =>
+    makeSeller({ channels: bindings.CHANNELS, books: bindings.CHANNEL_BOOKS }, pool, {
+      receiver: PAY_TO,
+      network: "eip155:84532",
+      token: BASE_SEPOLIA_USDC,
+      withdrawDelay: 900,
+      claimIntervalSeconds: 600,
+      refundIdleSeconds: 86_400,
+    });
+  const seller = isolate();
+  const payment = async (cumulative = 2000n) => ({
     x402Version: 2,
     accepted: requirements,
-    payload: { type: "voucher", channelConfig, voucher: await voucher(2000n) },
+    payload: { type: "voucher", channelConfig, voucher: await voucher(cumulative) },
+  });
+  return { channelId, requirements, storage, isolate, seller, payment };
+}
+
+it("refuses a voucher while a dead request's reservation lives, and takes it once that has expired", async () => {
+  const { channelId, requirements, storage, seller, payment } = await setup({
+    pendingId: "the-dead-request",
+    signedMaxClaimable: "2000",
+    expiresAt: Date.now() + 60_000,
   });
 
   const busy = await seller.server.verifyPayment((await payment()) as never, requirements as never);
@@ -132,5 +144,40 @@ it("refuses a voucher while a dead request's reservation lives, and takes it onc
   });
   expect((await storage.get(channelId))?.chargedCumulativeAmount).toBe("2000");
   expect((await storage.get(channelId))?.pendingRequest).toBeUndefined();
+  expect((await facilitatorLog()).filter((r) => r.url !== "/supported")).toEqual([]);
+});
+
+it("a voucher checked on an isolate's stale copy never writes over what another isolate wrote: it is checked again, fresh", async () => {
+  const { channelId, requirements, isolate, payment } = await setup();
+  const a = isolate();
+  const b = new DurableChannelStorage(bindings.CHANNELS, async () => []);
+  // Isolate a serves a voucher: it now holds a copy of the channel (charged 2000).
+  const first = (await payment(2000n)) as never;
+  const served = a.forRequest();
+  expect(await served.server.verifyPayment(first, requirements as never)).toMatchObject({ isValid: true });
+  expect(served.storage.servedCopy).toBe(false);
+  expect(await served.server.settlePayment(first, requirements as never)).toMatchObject({ success: true });
+  // Elsewhere (a claim run), the channel moves on: 2000 claimed on chain.
+  await b.updateChannel(channelId, (c) => (c ? { ...c, totalClaimed: "2000" } : c));
+  // a's next request verifies on its copy (no round trip), which still says 0 claimed; its
+  // reservation, which would write that 0 back, is refused, and nothing is written.
+  const next = (await payment(3000n)) as never;
+  const onCopy = a.forRequest();
+  expect(await onCopy.server.verifyPayment(next, requirements as never)).toMatchObject({ isValid: false });
+  expect(onCopy.storage.servedCopy).toBe(true);
+  expect(await b.get(channelId)).toMatchObject({ totalClaimed: "2000", chargedCumulativeAmount: "2000" });
+  expect((await b.get(channelId))?.pendingRequest).toBeUndefined();
+  // Verified again from a fresh read (what serveSession does after a refusal on a copy): paid.
+  const fresh = a.forRequest(true);
+  expect(await fresh.server.verifyPayment(next, requirements as never)).toMatchObject({ isValid: true });
+  expect(await fresh.server.settlePayment(next, requirements as never)).toMatchObject({ success: true });
+  expect(await b.get(channelId)).toMatchObject({ totalClaimed: "2000", chargedCumulativeAmount: "3000" });
+  // And a's copy is current again: the next voucher is served from it, with no refusal.
+  const third = (await payment(4000n)) as never;
+  const warm = a.forRequest();
+  expect(await warm.server.verifyPayment(third, requirements as never)).toMatchObject({ isValid: true });
+  expect(warm.storage.servedCopy).toBe(true);
+  expect(await warm.server.settlePayment(third, requirements as never)).toMatchObject({ success: true });
+  expect(await b.get(channelId)).toMatchObject({ totalClaimed: "2000", chargedCumulativeAmount: "4000" });
   expect((await facilitatorLog()).filter((r) => r.url !== "/supported")).toEqual([]);
 });
