@@ -29,6 +29,12 @@ type Server = Seller["server"];
 
 /** The official scheme's refusal of a voucher's signature (it does not depend on the channel's record). */
 const BAD_VOUCHER_SIGNATURE = "invalid_batch_settlement_evm_voucher_signature";
+/** The scheme's own refusals made on the channel's record, before any facilitator call. */
+const RECORD_REFUSALS = new Set([
+  "invalid_batch_settlement_evm_cumulative_amount_mismatch",
+  "invalid_batch_settlement_evm_channel_busy",
+  "invalid_batch_settlement_evm_verification_state_unavailable",
+]);
 
 export async function serveSession(
   request: Request,
@@ -57,12 +63,18 @@ export async function serveSession(
 
   // Verified on this isolate's copy of the channel; a refusal is never given on a copy (another
   // isolate may have moved the channel on): that verifies again, once, from a fresh read — but
-  // a bad signature is bad whatever the channel's state, and is not checked twice.
+  // a bad signature is bad whatever the channel's state, and a deposit refused by the
+  // facilitator (not by the channel's record) would only cost it a second call.
   let attempt = seller.forRequest();
   let verified: Awaited<ReturnType<Server["verifyPayment"]>>;
   try {
     verified = await attempt.server.verifyPayment(payload, reqs);
-    if (!verified.isValid && attempt.storage.servedCopy && verified.invalidReason !== BAD_VOUCHER_SIGNATURE) {
+    const again =
+      !verified.isValid &&
+      attempt.storage.servedCopy &&
+      verified.invalidReason !== BAD_VOUCHER_SIGNATURE &&
+      (payment.kind !== "deposit" || RECORD_REFUSALS.has(verified.invalidReason ?? ""));
+    if (again) {
       attempt = seller.forRequest(true);
       verified = await attempt.server.verifyPayment(payload, reqs);
     }
