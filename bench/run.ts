@@ -150,6 +150,7 @@ async function main() {
     origin: await freePort(),
     facilitator: await freePort(),
     kv: await freePort(),
+    kv0: await freePort(),
     a: await freePort(),
     a402: await freePort(),
     min402: await freePort(),
@@ -163,7 +164,7 @@ async function main() {
   };
   const servers = spawn(
     process.execPath,
-    [join(ROOT, "bench/servers.ts"), String(ports.origin), String(ports.facilitator), String(ports.kv), join(ROOT, "bench/pricing.json")],
+    [join(ROOT, "bench/servers.ts"), String(ports.origin), String(ports.facilitator), String(ports.kv), join(ROOT, "bench/pricing.json"), String(ports.kv0)],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   children.push(servers);
@@ -198,6 +199,8 @@ async function main() {
     '(name = "PRICING", kvNamespace = "kv")',
     '(name = "RECEIPTS", kvNamespace = "kv")',
   ];
+  // The baseline predates upto and sessions: its KV's pricing leaves those routes out (servers.ts).
+  const baselineVars = paywallVars.map((v) => v.replace('kvNamespace = "kv"', 'kvNamespace = "kv0"'));
   const socket = (name: string, port: number, service: string) =>
     `(name = "${name}", address = "127.0.0.1:${port}", http = (), service = "${service}")`;
   await writeFile(
@@ -231,10 +234,11 @@ const config :Workerd.Config = (
     )}),
     (name = "check", worker = ${worker("voucher-check.js", [])}),
     (name = "ledger-floor-disk", disk = (path = ${JSON.stringify(join(work, "ledger-floor"))}, writable = true)),
-    ${baselineBundle ? `(name = "c0", worker = ${worker("baseline.js", paywallVars)}),` : ""}
+    ${baselineBundle ? `(name = "c0", worker = ${worker("baseline.js", baselineVars)}),` : ""}
     (name = "d", worker = ${worker("floor.js", [text("ORIGIN_URL", origin), text("FACILITATOR_URL", facilitator), '(name = "RECEIPTS", kvNamespace = "kv")'])}),
     (name = "dAccess", worker = ${worker("floor-access.js", [text("ORIGIN_URL", origin)])}),
     (name = "kv", external = (address = "127.0.0.1:${ports.kv}", http = ())),
+    (name = "kv0", external = (address = "127.0.0.1:${ports.kv0}", http = ())),
   ],
   sockets = [${Object.entries({ a: ports.a, a402: ports.a402, min402: ports.min402, b: ports.b, c: ports.c, ...(baselineBundle ? { c0: ports.c0 } : {}), d: ports.d, dAccess: ports.dAccess, e: ports.e, check: ports.check })
     .map(([name, port]) => socket(name, port, name))

@@ -5,13 +5,20 @@
  * the channel state the official facilitator reports), and an in-memory stand-in for Workers
  * KV. KV lives here, outside workerd, because in production it is a remote service too: inside
  * workerd its side of every call would be billed to the Worker under test.
- * Usage: node bench/servers.ts ORIGIN_PORT FACILITATOR_PORT KV_PORT PRICING_FILE
+ * Usage: node bench/servers.ts ORIGIN_PORT FACILITATOR_PORT KV_PORT PRICING_FILE [BASELINE_KV_PORT]
+ * BASELINE_KV_PORT: a second KV for the baseline (c0), whose pricing document leaves out the routes
+ * with a `scheme` (upto, batch-settlement), which a version from before them refuses as invalid.
  */
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
 
 const [originPort, facilitatorPort, kvPort] = process.argv.slice(2, 5).map(Number);
 const pricingDocument = readFileSync(process.argv[5] as string, "utf8");
+const baselineKvPort = process.argv[6] ? Number(process.argv[6]) : undefined;
+const baselinePricing = (() => {
+  const document = JSON.parse(pricingDocument) as { routes: Record<string, unknown>[] };
+  return JSON.stringify({ ...document, routes: document.routes.filter((route) => !("scheme" in route)) });
+})();
 const body = JSON.stringify({ city: "paris", temperatureC: 12, conditions: "clear" });
 
 // `?delay=MS` makes an answer slow (a paid inference, say); GET /__stats counts requests by path.
@@ -102,40 +109,50 @@ const facilitator = createServer((req, res) => {
 // Speaks the KV binding's HTTP protocol as workerd sends it to a service:
 // GET/PUT/DELETE /<urlencoded key>?urlencoded=true[&expiration_ttl=N]. Counts every call, so the
 // benchmark can show how many KV round-trips each measured run made (GET /__stats).
-const store = new Map<string, string>();
-let kvCalls = 0;
-const kv = createServer((req, res) => {
-  const url = new URL(req.url ?? "/", "http://kv");
-  if (url.pathname === "/__stats") {
-    // Closed after each answer, as the origin's /__stats is.
-    res.writeHead(200, { "content-type": "application/json", connection: "close" });
-    res.end(JSON.stringify({ calls: kvCalls }));
-    return;
-  }
-  kvCalls++;
-  const key = decodeURIComponent(url.pathname.slice(1));
-  let raw = "";
-  req.setEncoding("utf8");
-  req.on("data", (chunk) => (raw += chunk));
-  req.on("end", () => {
-    if (req.method === "GET") {
-      const value = key === "pricing" ? pricingDocument : store.get(key);
-      res.writeHead(value === undefined ? 404 : 200, { "content-length": Buffer.byteLength(value ?? "") });
-      res.end(value ?? "");
-    } else if (req.method === "PUT" || req.method === "DELETE") {
-      if (req.method === "PUT") store.set(key, raw);
-      else store.delete(key);
-      res.writeHead(200, { "content-length": 0 });
-      res.end();
-    } else {
-      res.writeHead(405, { "content-length": 0 });
-      res.end();
+/** A KV stand-in whose `pricing` key is `pricing`; every other key lives in its own store. */
+function kvServer(pricing: string) {
+  const store = new Map<string, string>();
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://kv");
+    if (url.pathname === "/__stats") {
+      // Closed after each answer, as the origin's /__stats is.
+      res.writeHead(200, { "content-type": "application/json", connection: "close" });
+      res.end(JSON.stringify({ calls: kvCalls }));
+      return;
     }
+    kvCalls++;
+    const key = decodeURIComponent(url.pathname.slice(1));
+    let raw = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk) => (raw += chunk));
+    req.on("end", () => {
+      if (req.method === "GET") {
+        const value = key === "pricing" ? pricing : store.get(key);
+        res.writeHead(value === undefined ? 404 : 200, { "content-length": Buffer.byteLength(value ?? "") });
+        res.end(value ?? "");
+      } else if (req.method === "PUT" || req.method === "DELETE") {
+        if (req.method === "PUT") store.set(key, raw);
+        else store.delete(key);
+        res.writeHead(200, { "content-length": 0 });
+        res.end();
+      } else {
+        res.writeHead(405, { "content-length": 0 });
+        res.end();
+      }
+    });
   });
-});
+  return server;
+}
+/** KV calls to either store: the bench reads them around each run of one system. */
+let kvCalls = 0;
+const kv = kvServer(pricingDocument);
+const baselineKv = baselineKvPort ? kvServer(baselinePricing) : undefined;
 
 origin.listen(originPort, "127.0.0.1", () => {
   facilitator.listen(facilitatorPort, "127.0.0.1", () => {
-    kv.listen(kvPort, "127.0.0.1", () => console.log("ready"));
+    kv.listen(kvPort, "127.0.0.1", () => {
+      if (!baselineKv) console.log("ready");
+      else baselineKv.listen(baselineKvPort, "127.0.0.1", () => console.log("ready"));
+    });
   });
 });
