@@ -439,3 +439,54 @@ describe("a batch-settlement session", () => {
     ).toBe(401);
   });
 });
+
+describe("a deposit on a slow chain", () => {
+  it("outliving the settle timeout is answered 402; the buyer's next deposit tops up the same channel, and nothing is lost", async () => {
+    const index = ROLE.extraBuyers + 2;
+    const who = account(index).address;
+    const signer = toClientEvmSigner(account(index), stack.chain.publicClient as PublicClient);
+    const kinds: string[] = [];
+    const recording = (async (input: RequestInfo | URL, init?: RequestInit) => {
+      const request = new Request(input, init);
+      const header = request.headers.get("PAYMENT-SIGNATURE");
+      if (header) kinds.push((JSON.parse(atob(header)) as { payload: { type: string } }).payload.type);
+      return fetch(request);
+    }) as typeof fetch;
+    const payer = wrapFetchWithPayment(
+      recording,
+      new x402Client().register("eip155:*", new BatchSettlementEvmScheme(signer)),
+    );
+    const before = await balance(who);
+    const chain = createTestClient({
+      chain: localChain(stack.chain.rpcUrl),
+      mode: "anvil",
+      transport: http(stack.chain.rpcUrl),
+    });
+    await chain.setAutomine(false);
+    try {
+      const first = await payer(`${base}/api/quote/SLOW`);
+      // Our /settle call ran out of time with the deposit in the mempool: no answer given for it.
+      expect(first.status).toBe(402);
+      expect(((await first.json()) as { detail: string }).detail).toMatch(/^facilitator_timeout/);
+      await chain.mine({ blocks: 1 });
+      // The deposit landed: the buyer's money is in its own channel, not the seller's.
+      expect(await balance(who)).toBe(before - DEPOSIT);
+    } finally {
+      await chain.setAutomine(true);
+    }
+    // The official client deposits again; the same channel (one config) takes both.
+    await eventually(
+      "a paid answer",
+      async () => ((await payer(`${base}/api/quote/SLOW`)).status === 200 ? true : undefined),
+      { timeoutMs: 10_000, intervalMs: 500 },
+    );
+    expect((await payer(`${base}/api/quote/SLOW`)).status).toBe(200);
+    expect(kinds.filter((k) => k === "deposit")).toHaveLength(2);
+    expect(await balance(who)).toBe(before - 2n * DEPOSIT);
+    const listed = (await (await fetch(`${base}/__x402/channels`, { headers: admin })).json()) as Listed;
+    const mine = listed.sellers.flatMap((s) => s.channels).filter((c) => c.payer.toLowerCase() === who.toLowerCase());
+    // Both deposits are on the channel's record (an idle refund returns what vouchers did not charge).
+    expect(mine).toHaveLength(1);
+    expect(mine[0]).toMatchObject({ deposited: String(2n * DEPOSIT), charged: String(2n * PRICE) });
+  }, 60_000);
+});
