@@ -40,8 +40,10 @@ export default defineConfig({
                 FACILITATOR_URL: `http://127.0.0.1:${inject<number>("facilitatorPort")}`,
                 FACILITATOR_VERIFY_TIMEOUT_MS: "1000",
                 FACILITATOR_SETTLE_TIMEOUT_MS: "1000",
-                // A settlement still pending after 1.5 s is recorded as pending (production: 20 s).
+                // A settlement still pending after 1.5 s is recorded as pending (production: 20 s),
+                // and a timed-out /settle is awaited 1 s more (production: 25 s).
                 SETTLE_BUDGET_MS: "1500",
+                SETTLE_LATE_MS: "1000",
                 PRICING_CACHE_SECONDS: "0",
                 ORIGIN_PORT: String(inject<number>("originPort")),
                 FACILITATOR_PORT: String(inject<number>("facilitatorPort")),

@@ -11,11 +11,13 @@ import {
   DEFAULT_RATE_LIMIT_PERIOD_SECONDS,
   DEFAULT_RETRY_BODY_LIMIT_BYTES,
   DEFAULT_SETTLE_BUDGET_MS,
+  DEFAULT_SETTLE_LATE_MS,
   DEFAULT_SETTLE_TIMEOUT_MS,
   DEFAULT_VERIFY_TIMEOUT_MS,
   LEASE_MARGIN_MS,
   MAX_PRICING_BODY_LIMIT_BYTES,
   MAX_RETRY_BODY_LIMIT_BYTES,
+  MAX_SETTLE_LATE_MS,
 } from "./constants.ts";
 import { type FacilitatorConfig, parseFacilitators } from "./facilitators/config.ts";
 import { parseHttpUrl } from "./http-url.ts";
@@ -61,6 +63,7 @@ export interface Bindings {
   FACILITATOR_VERIFY_TIMEOUT_MS?: string;
   FACILITATOR_SETTLE_TIMEOUT_MS?: string;
   SETTLE_BUDGET_MS?: string;
+  SETTLE_LATE_MS?: string;
   ORIGIN_TIMEOUT_MS?: string;
   RETRY_BODY_LIMIT_BYTES?: string;
   PRICING_BODY_LIMIT_BYTES?: string;
@@ -86,6 +89,8 @@ export interface Config {
   settleTimeoutMs: number;
   /** All the time one request spends on /settle, retries while `settlement_pending` included. */
   settleBudgetMs: number;
+  /** Past a /settle call's timeout, how long its answer is still awaited in the background. */
+  settleLateMs: number;
   /** How long the origin has to send its status and headers. */
   originTimeoutMs: number;
   /** Largest origin body kept for safe retries of a settled single-use payment; 0 keeps none. */
@@ -165,6 +170,10 @@ export function parseConfig(env: Bindings): ConfigResult {
   if (!settleBudgetMs || settleBudgetMs > 300_000) {
     return bad("SETTLE_BUDGET_MS", "must be a whole number of milliseconds from 1 to 300000");
   }
+  const settleLateMs = parseWholeNumber(env.SETTLE_LATE_MS, DEFAULT_SETTLE_LATE_MS);
+  if (settleLateMs === undefined || settleLateMs > MAX_SETTLE_LATE_MS) {
+    return bad("SETTLE_LATE_MS", `must be a whole number of milliseconds from 0 to ${MAX_SETTLE_LATE_MS}`);
+  }
   const originTimeoutMs = parseWholeNumber(env.ORIGIN_TIMEOUT_MS, DEFAULT_ORIGIN_TIMEOUT_MS);
   if (!originTimeoutMs || originTimeoutMs > 300_000) {
     return bad("ORIGIN_TIMEOUT_MS", "must be a whole number of milliseconds from 1 to 300000");
@@ -236,6 +245,7 @@ export function parseConfig(env: Bindings): ConfigResult {
       verifyTimeoutMs,
       settleTimeoutMs,
       settleBudgetMs,
+      settleLateMs,
       originTimeoutMs,
       retryBodyLimitBytes,
       leaseMs: verifyTimeoutMs + originTimeoutMs + settleBudgetMs + LEASE_MARGIN_MS,

@@ -34,6 +34,14 @@ export const DEFAULT_SETTLE_TIMEOUT_MS = 15_000;
  * runs out; then the payment is recorded as pending and the buyer is told to come back with it.
  */
 export const DEFAULT_SETTLE_BUDGET_MS = 20_000;
+/**
+ * How long a /settle call that ran out of time is still awaited, in the background, for the
+ * answer only it can give (did the buyer pay?). 25 s covers the official Solana facilitator's own
+ * 30 s confirmation wait after our 15 s timeout, and ends inside the 30 s a Worker's `waitUntil`
+ * may run after its response (hence at most MAX_SETTLE_LATE_MS).
+ */
+export const DEFAULT_SETTLE_LATE_MS = 25_000;
+export const MAX_SETTLE_LATE_MS = 28_000;
 /** Pause between two /settle calls for one pending settlement. */
 export const SETTLE_RETRY_DELAY_MS = 500;
 /** How long the origin has to start answering (status and headers); its body may take longer. */

@@ -251,7 +251,7 @@ async function keepPending(
  * facilitator: not before that call has surely ended, late answer included (`settle`).
  */
 export function pendingNotBeforeMs(paid: Paid, record: LedgerRecord): number {
-  return record.tx === "" ? paid.rt.nowMs() + paid.rt.config.settleTimeoutMs : 0;
+  return record.tx === "" ? paid.rt.nowMs() + paid.rt.config.settleLateMs : 0;
 }
 
 /**
@@ -289,10 +289,11 @@ export async function settleLate(
 
 /**
  * Settles with the facilitator that verified the payment (`paid.via`), never with another. A call
- * that runs out of time is not abandoned: its answer is awaited as long again in the background
- * (`settleLate`), because only that answer says whether the buyer was charged — a facilitator
- * waits for the receipt after our timeout (the official one, by default, for minutes). With the
- * default 15 s, that ends within the 30 s a Worker's waitUntil may run after its response.
+ * that runs out of time is not abandoned: its answer is awaited `SETTLE_LATE_MS` longer in the
+ * background (`settleLate`), because only that answer says whether the buyer was charged — a
+ * facilitator waits for the receipt after our timeout (the official EVM one, by default, for
+ * minutes; the Solana one 30 s). The default 25 s ends within the 30 s a Worker's waitUntil may
+ * run after its response.
  */
 export async function settle(paid: Paid, request: FacilitatorRequest, pending: LedgerRecord | undefined) {
   const { rt, payment } = paid;
@@ -304,7 +305,7 @@ export async function settle(paid: Paid, request: FacilitatorRequest, pending: L
     {
       budgetMs: rt.config.settleBudgetMs,
       afterBroadcast: (reason, tx) => scheme.afterBroadcast(reason, tx),
-      lateMs: rt.config.settleTimeoutMs,
+      lateMs: rt.config.settleLateMs,
       ...(pending ? { broadcast: { tx: pending.tx } } : {}),
     },
   );

@@ -423,6 +423,37 @@ describe("late settlements are not failures", () => {
     expect((await originLog()).length).toBe(1);
   });
 
+  it("awaits the late answer SETTLE_LATE_MS past the timeout, not just as long as the timeout again", async () => {
+    // Timeout 1000 ms, late wait 3000 ms: an answer at 2.6 s is still taken, and nothing settles twice.
+    const app = createApp();
+    const lateEnv = { ...env, SETTLE_LATE_MS: "3000" } as never;
+    const send = (header: string) =>
+      app.fetch(
+        new Request("https://paywall.example/api/weather/lima", { headers: { "PAYMENT-SIGNATURE": header } }),
+        lateEnv,
+        testCtx,
+      );
+    await scriptFacilitator({ settle: late(settlementSucceeds(), 2600) });
+    const header = await v2Header();
+    const pending = await send(header);
+    expect(pending.status).toBe(409);
+    await pending.text();
+    const delivered = await eventually(
+      "the late settlement",
+      async () => {
+        const again = await send(header);
+        if (again.status === 200) return again;
+        expect(again.status).toBe(409);
+        await again.text();
+        return undefined;
+      },
+      { timeoutMs: 8000 },
+    );
+    expect(await delivered.json()).toMatchObject({ path: "/base/api/weather/lima", secret: "paid content" });
+    expect((await facilitatorLog()).filter((c) => c.url === "/settle")).toHaveLength(1);
+    expect((await originLog()).length).toBe(1);
+  });
+
   it("learns the transaction from a late settlement_pending, and confirms it when the payment comes back", async () => {
     await scriptFacilitator({
       settle: [late(settlementPending(), 1300), settlementSucceeds()],

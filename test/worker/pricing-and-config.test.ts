@@ -125,6 +125,9 @@ describe("configuration", () => {
     ["NETWORK", { NETWORK: "base" }],
     ["PRICING_CACHE_SECONDS", { PRICING_CACHE_SECONDS: "-5" }],
     ["FACILITATOR_VERIFY_TIMEOUT_MS", { FACILITATOR_VERIFY_TIMEOUT_MS: "0" }],
+    // Past 28 s a late answer would outlive the 30 s a Worker's waitUntil may run.
+    ["SETTLE_LATE_MS", { SETTLE_LATE_MS: "28001" }],
+    ["SETTLE_LATE_MS", { SETTLE_LATE_MS: "soon" }],
     ["RECEIPTS", { RECEIPTS: undefined }],
   ])("answers 500 naming %s when it is bad", async (name, patch) => {
     const res = await createApp().fetch(
