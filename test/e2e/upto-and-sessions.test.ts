@@ -76,14 +76,13 @@ afterAll(async () => {
 });
 
 const balance = (address: `0x${string}`) => usdcBalance(stack.chain.publicClient, address);
+/** The local chain's test controls (balances, automine, mining). */
+const anvil = () =>
+  createTestClient({ chain: localChain(stack.chain.rpcUrl), mode: "anvil", transport: http(stack.chain.rpcUrl) });
 
 /** An official v2 upto buyer with no ETH at all; its raw fetch records every payment header it sends. */
 async function uptoBuyer(index: number) {
-  const test = createTestClient({
-    chain: localChain(stack.chain.rpcUrl),
-    mode: "anvil",
-    transport: http(stack.chain.rpcUrl),
-  });
+  const test = anvil();
   await test.setBalance({ address: account(index).address, value: 0n });
   const sent: string[] = [];
   const recording = (async (input: RequestInfo | URL, init?: RequestInit) => {
@@ -217,11 +216,7 @@ describe("paying an upto route", () => {
       completes(),
       settles().length,
     ];
-    const chain = createTestClient({
-      chain: localChain(stack.chain.rpcUrl),
-      mode: "anvil",
-      transport: http(stack.chain.rpcUrl),
-    });
+    const chain = anvil();
     await chain.setAutomine(false);
     try {
       const pending = await buyer.pay(`${base}/api/complete?words=3`);
@@ -457,11 +452,7 @@ describe("a deposit on a slow chain", () => {
       new x402Client().register("eip155:*", new BatchSettlementEvmScheme(signer)),
     );
     const before = await balance(who);
-    const chain = createTestClient({
-      chain: localChain(stack.chain.rpcUrl),
-      mode: "anvil",
-      transport: http(stack.chain.rpcUrl),
-    });
+    const chain = anvil();
     await chain.setAutomine(false);
     try {
       const first = await payer(`${base}/api/quote/SLOW`);

@@ -12,6 +12,7 @@ import { privateKeyToAccount } from "viem/accounts";
 import { expect, it } from "vitest";
 import { digestOf, hashTypedData, verifyTypedData } from "../../src/viem-fast.ts";
 import { BATCH_SETTLEMENT_DOMAIN, CHANNEL_CONFIG_TYPES, VOUCHER_TYPES } from "../support/batch-settlement.ts";
+import { TRANSFER_WITH_AUTHORIZATION } from "../support/eip3009.ts";
 
 const N = secp256k1.CURVE.n;
 const domain = BATCH_SETTLEMENT_DOMAIN;
@@ -184,16 +185,8 @@ it("verifyTypedData hashes any domain as viem does, and refuses what viem refuse
 });
 
 it("the digest of a flat struct (voucher, EIP-3009 authorization) is viem's, and so are its errors", () => {
-  const eip3009Types = {
-    TransferWithAuthorization: [
-      { name: "from", type: "address" },
-      { name: "to", type: "address" },
-      { name: "value", type: "uint256" },
-      { name: "validAfter", type: "uint256" },
-      { name: "validBefore", type: "uint256" },
-      { name: "nonce", type: "bytes32" },
-    ],
-  } as const;
+  // The tests' own copy of EIP-3009's types (test/support/eip3009.ts), not src's.
+  const eip3009Types = { TransferWithAuthorization: TRANSFER_WITH_AUTHORIZATION };
   const usdc = {
     name: "USDC",
     version: "2",

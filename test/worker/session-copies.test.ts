@@ -8,14 +8,13 @@
  */
 import { env } from "cloudflare:workers";
 import type { Channel } from "@x402/evm/batch-settlement/server";
-import { hashTypedData, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { beforeEach, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
 import type { PaymentChannel } from "../../src/sessions/channel-objects.ts";
 import { DurableChannelStorage } from "../../src/sessions/storage.ts";
 import { decodeHeaderJson, encodeHeaderJson } from "../../src/x402/codec.ts";
-import { BATCH_SETTLEMENT_DOMAIN, CHANNEL_CONFIG_TYPES, VOUCHER_TYPES } from "../support/batch-settlement.ts";
+import { channelOf, voucherOf } from "../support/batch-settlement.ts";
 import {
   BASE_SEPOLIA_USDC,
   facilitatorLog,
@@ -64,20 +63,12 @@ it("two isolates and a claim run on one channel: each voucher paid once, no stal
   const requirement = (decoded.ok ? (decoded.value as { accepts: Record<string, unknown>[] }) : { accepts: [] })
     .accepts[0] as { amount: string; extra: { withdrawDelay: number } };
   const payer = privateKeyToAccount(generatePrivateKey());
-  const channelConfig = {
-    payer: payer.address,
-    payerAuthorizer: payer.address,
+  const { channelConfig, channelId } = channelOf(payer, {
     receiver: PAY_TO,
     receiverAuthorizer: RECEIVER_AUTHORIZER,
     token: BASE_SEPOLIA_USDC,
     withdrawDelay: requirement.extra.withdrawDelay,
-    salt: toHex(7, { size: 32 }),
-  } as const;
-  const channelId = hashTypedData({
-    domain: BATCH_SETTLEMENT_DOMAIN,
-    types: CHANNEL_CONFIG_TYPES,
-    primaryType: "ChannelConfig",
-    message: channelConfig,
+    salt: 7,
   });
   const price = BigInt(requirement.amount);
   const now = Date.now();
@@ -95,26 +86,13 @@ it("two isolates and a claim run on one channel: each voucher paid once, no stal
     onchainSyncedAt: now,
     lastRequestTimestamp: now,
   }));
-  const voucher = async (n: bigint) => {
-    const maxClaimableAmount = n * price;
-    const signature = await payer.signTypedData({
-      domain: BATCH_SETTLEMENT_DOMAIN,
-      types: VOUCHER_TYPES,
-      primaryType: "Voucher",
-      message: { channelId, maxClaimableAmount },
-    });
-    return {
-      "PAYMENT-SIGNATURE": encodeHeaderJson({
-        x402Version: 2,
-        accepted: requirement,
-        payload: {
-          type: "voucher",
-          channelConfig,
-          voucher: { channelId, maxClaimableAmount: String(maxClaimableAmount), signature },
-        },
-      }),
-    };
-  };
+  const voucher = async (n: bigint) => ({
+    "PAYMENT-SIGNATURE": encodeHeaderJson({
+      x402Version: 2,
+      accepted: requirement,
+      payload: { type: "voucher", channelConfig, voucher: await voucherOf(payer, channelId, n * price) },
+    }),
+  });
   const paid = async (app: ReturnType<typeof createApp>, n: bigint) => {
     const res = await get(app, await voucher(n));
     const text = await res.text();

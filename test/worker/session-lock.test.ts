@@ -7,14 +7,13 @@
  */
 import { env } from "cloudflare:workers";
 import type { Channel } from "@x402/evm/batch-settlement/server";
-import { hashTypedData, toHex } from "viem";
 import { generatePrivateKey, privateKeyToAccount } from "viem/accounts";
 import { beforeEach, expect, it } from "vitest";
 import { FacilitatorPool } from "../../src/facilitators/pool.ts";
 import type { ChannelBook, PaymentChannel } from "../../src/sessions/channel-objects.ts";
 import { makeSeller } from "../../src/sessions/sessions.ts";
 import { DurableChannelStorage } from "../../src/sessions/storage.ts";
-import { BATCH_SETTLEMENT_DOMAIN, CHANNEL_CONFIG_TYPES, VOUCHER_TYPES } from "../support/batch-settlement.ts";
+import { channelOf, voucherOf } from "../support/batch-settlement.ts";
 import { BASE_SEPOLIA_USDC, FACILITATOR_A, facilitatorLog, PAY_TO, resetServers } from "./helpers.ts";
 
 const bindings = env as unknown as {
@@ -22,7 +21,6 @@ const bindings = env as unknown as {
   CHANNEL_BOOKS: DurableObjectNamespace<ChannelBook>;
 };
 const RECEIVER_AUTHORIZER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-const DOMAIN = BATCH_SETTLEMENT_DOMAIN;
 
 beforeEach(() => resetServers());
 
@@ -44,31 +42,14 @@ async function setup(pendingRequest?: Channel["pendingRequest"]) {
       receiverAuthorizer: RECEIVER_AUTHORIZER,
     },
   };
-  const channelConfig = {
-    payer: payer.address,
-    payerAuthorizer: payer.address,
+  const { channelConfig, channelId } = channelOf(payer, {
     receiver: PAY_TO,
     receiverAuthorizer: RECEIVER_AUTHORIZER,
     token: BASE_SEPOLIA_USDC,
     withdrawDelay: 900,
-    salt: toHex(1, { size: 32 }),
-  } as const;
-  const channelId = hashTypedData({
-    domain: DOMAIN,
-    types: CHANNEL_CONFIG_TYPES,
-    primaryType: "ChannelConfig",
-    message: channelConfig,
+    salt: 1,
   });
-  const voucher = async (cumulative: bigint) => ({
-    channelId,
-    maxClaimableAmount: String(cumulative),
-    signature: await payer.signTypedData({
-      domain: DOMAIN,
-      types: VOUCHER_TYPES,
-      primaryType: "Voucher",
-      message: { channelId, maxClaimableAmount: cumulative },
-    }),
-  });
+  const voucher = (cumulative: bigint) => voucherOf(payer, channelId, cumulative);
   const first = await voucher(1000n);
   const now = Date.now();
   // One request was paid (1000 charged); the next one reserved the channel and its Worker died.
