@@ -103,7 +103,7 @@ const exactSvm: Scheme<SvmPayment> = {
   // The official facilitator keeps each transaction it settles for two minutes: while it does, a
   // second settle is `duplicate_settlement`, whether the first is still confirming or has landed.
   // After that, a landed transaction fails its simulation exactly as an expired one does
-  // (measured against its code: the blockhash is gone either way). Only a transaction the chain
+  // (read in its code: the blockhash is gone either way). Only a transaction the chain
   // ran and failed, named in the refusal, proves nobody was charged.
   afterBroadcast: (reason, tx) => (reason === SVM_TRANSACTION_FAILED && tx !== "" ? "refused" : "unresolved"),
 };
