@@ -71,6 +71,12 @@ export class LocalSolana {
   readonly #statuses = new Map<string, Status>();
   /** Messages that landed: a validator's status cache knows a transaction by its message too. */
   readonly #landed = new Set<string>();
+  /**
+   * A slow chain, as anvil's automine off is for EVM: while true, `getSignatureStatuses` knows no
+   * signature, so a facilitator keeps waiting for its confirmation. Transactions still run when
+   * sent (balances move); only their confirmation is not reported until this is false again.
+   */
+  confirmationsHeld = false;
 
   readonly mintAuthority: Address;
 
@@ -191,7 +197,7 @@ export class LocalSolana {
       case "getSignatureStatuses": {
         if (!Array.isArray(params[0])) throw new RpcError(-32602, "Invalid params: expected an array of signatures");
         const value = params[0].map((signature) => {
-          const status = this.#statuses.get(String(signature));
+          const status = this.confirmationsHeld ? undefined : this.#statuses.get(String(signature));
           if (!status) return null;
           return {
             slot: status.slot,

@@ -20,6 +20,7 @@ import { account, ROLE } from "../../stack/accounts.ts";
 import { usdcBalance } from "../../stack/chain.ts";
 import { freeStackPorts, type Stack, startStack } from "../../stack/index.ts";
 import { SOLANA_DEVNET, solanaSigner } from "../../stack/solana.ts";
+import { eventually } from "../support/poll.ts";
 
 let stack: Stack;
 let dir: string | undefined;
@@ -44,6 +45,9 @@ beforeAll(async () => {
     ports: await freeStackPorts(),
     pricingFile,
     persistDir: join(dir, "state"),
+    // Short settle windows, so that a slow chain (confirmations held back) outlives them: one
+    // /settle call 2 s, and its answer awaited 3 s more (production: 15 s and 25 s).
+    workerVars: { FACILITATOR_SETTLE_TIMEOUT_MS: "2000", SETTLE_BUDGET_MS: "2500", SETTLE_LATE_MS: "3000" },
   });
   base = stack.worker.url;
   buyer = await solanaSigner("buyer");
@@ -221,5 +225,72 @@ describe("refused before the facilitator or the origin sees them", () => {
     const payload = JSON.parse(atob(await solanaHeader(url())));
     payload.payload.transaction = "AAAA";
     await refusedLocally(btoa(JSON.stringify(payload)), 400, "payment_header_malformed");
+  });
+});
+
+describe("a Solana payment on a slow chain", () => {
+  it("whose /settle outlives our timeout is delivered from the facilitator's late answer: charged once", async () => {
+    const url = `${base}/api/weather/lagos`;
+    const header = await solanaHeader(url);
+    const [buyer0, settles] = [await usdcOf(buyer), calls("/settle")];
+    stack.solana.chain.confirmationsHeld = true;
+    try {
+      const first = await fetch(url, { headers: { "PAYMENT-SIGNATURE": header } });
+      // Our call ran out of time while the facilitator waits for the confirmation.
+      expect(first.status).toBe(409);
+      expect(((await first.json()) as { error: string }).error).toBe("settlement_pending");
+    } finally {
+      stack.solana.chain.confirmationsHeld = false;
+    }
+    // The facilitator now sees it confirmed and answers the call we stopped waiting for; that
+    // answer settles the payment in its ledger object, and the same payment gets the kept answer.
+    const delivered = await eventually(
+      "the late settlement",
+      async () => {
+        const again = await fetch(url, { headers: { "PAYMENT-SIGNATURE": header } });
+        if (again.status === 200) return again;
+        expect(again.status).toBe(409);
+        await again.text();
+        return undefined;
+      },
+      { timeoutMs: 15_000, intervalMs: 250 },
+    );
+    expect(await delivered.json()).toMatchObject({ city: "lagos" });
+    expect(calls("/settle") - settles).toBe(1);
+    expect(originCalls("/api/weather/lagos")).toBe(1);
+    expect(await usdcOf(buyer)).toBe(buyer0 - 1000n);
+  });
+
+  it("whose answer never reaches us is kept pending, not released, when settling again is refused", async () => {
+    const url = `${base}/api/weather/accra-late`;
+    const header = await solanaHeader(url);
+    const [buyer0, settles] = [await usdcOf(buyer), calls("/settle")];
+    stack.solana.chain.confirmationsHeld = true;
+    try {
+      const first = await fetch(url, { headers: { "PAYMENT-SIGNATURE": header } });
+      expect(first.status).toBe(409);
+      await first.text();
+      // Still unconfirmed after our late wait: once that has ended, the next presentation settles
+      // again, and the facilitator, still confirming the first, refuses it (duplicate_settlement).
+      // That refusal cannot tell a landed transaction from a lost one: the payment stays pending.
+      await eventually(
+        "a second /settle",
+        async () => {
+          const again = await fetch(url, { headers: { "PAYMENT-SIGNATURE": header } });
+          expect(again.status).toBe(409);
+          await again.text();
+          return calls("/settle") - settles >= 2 ? true : undefined;
+        },
+        { timeoutMs: 15_000, intervalMs: 250 },
+      );
+      const after = await fetch(url, { headers: { "PAYMENT-SIGNATURE": header } });
+      expect(after.status).toBe(409);
+      expect(((await after.json()) as { error: string }).error).toBe("settlement_pending");
+    } finally {
+      stack.solana.chain.confirmationsHeld = false;
+    }
+    // One transaction ran, and nothing was released for the buyer to pay again.
+    expect(await usdcOf(buyer)).toBe(buyer0 - 1000n);
+    expect(originCalls("/api/weather/accra-late")).toBe(1);
   });
 });
