@@ -55,9 +55,13 @@ export class PaymentHandle {
     return this.call("lookup", () => this.stub.lookup({ nowMs }));
   }
 
-  /** Nobody was charged. A failure only delays the buyer's retry until the lease ends. */
-  async release(): Promise<void> {
-    await this.call("release", () => this.stub.release({ claimId: this.claimId }));
+  /**
+   * Nobody was charged. A failure only delays the buyer's retry until the lease ends. True when
+   * this request's claim (or pending record) was released, false when it was no longer its own.
+   */
+  async release(): Promise<boolean> {
+    const result = await this.call("release", () => this.stub.release({ claimId: this.claimId }));
+    return result.ok && result.value;
   }
 
   async settle(

@@ -99,7 +99,11 @@ export class PaymentLedger extends DurableObject {
     return this.describe(row, input.nowMs);
   }
 
-  /** Nobody was charged (origin failed, verify or settle refused): the payment may be presented again. */
+  /**
+   * Nobody was charged (origin failed, verify or settle refused, or a late answer refused): the
+   * payment may be presented again. Only by the request that holds the claim, or that wrote the
+   * pending record and has not been followed by a lease since; never once settled.
+   */
   release(input: { claimId: string }): boolean {
     const row = this.row();
     if (!row || row.claim_id !== input.claimId || row.state === "settled") return false;
@@ -151,7 +155,8 @@ export class PaymentLedger extends DurableObject {
   /**
    * Settlement was broadcast (or its outcome is unknown) and is not confirmed within the budget:
    * keep the answer, release the lease, and let the next presentation confirm it, not before
-   * `notBeforeMs`. Without an answer, an answer kept earlier stays.
+   * `notBeforeMs`. Without an answer, an answer kept earlier stays. The writer's claim id stays
+   * with the row (a later lease replaces it), so a late refusal of its own call can release it.
    */
   pend(input: {
     claimId: string;
@@ -160,15 +165,16 @@ export class PaymentLedger extends DurableObject {
     notBeforeMs: number;
     expiresAtMs: number;
   }): void {
-    const { record, answer, notBeforeMs, expiresAtMs } = input;
+    const { claimId, record, answer, notBeforeMs, expiresAtMs } = input;
     const row = this.row();
     const keepOld = !answer && row?.answer_state === "kept";
     this.sql.exec(
-      `INSERT INTO payment (one, state, not_before_ms, record, answer_state, expires_at_ms)
-       VALUES (1, 'pending', ?, ?, ?, ?)
-       ON CONFLICT (one) DO UPDATE SET state = 'pending', claim_id = NULL, lease_until_ms = 0,
+      `INSERT INTO payment (one, state, claim_id, not_before_ms, record, answer_state, expires_at_ms)
+       VALUES (1, 'pending', ?, ?, ?, ?, ?)
+       ON CONFLICT (one) DO UPDATE SET state = 'pending', claim_id = excluded.claim_id, lease_until_ms = 0,
          not_before_ms = excluded.not_before_ms, record = excluded.record, answer_state = excluded.answer_state,
          capture_until_ms = 0, expires_at_ms = excluded.expires_at_ms`,
+      claimId,
       notBeforeMs,
       JSON.stringify(record),
       answer || keepOld ? "kept" : "none",

@@ -235,12 +235,12 @@ async function keepPending(
     if (!(await paid.ledger.pend(record, undefined, notBeforeMs, expiresAtMs))) {
       return errorResponse(fail("ledger_unavailable", "The payment's pending settlement could not be recorded."));
     }
-    if (late) paid.waitUntil(settleLate(paid, record, late));
+    if (late) paid.waitUntil(settleLate(paid, record, late, false));
     return pendingResponse(paid, record);
   }
   const read = await readForPending(response, rt.config.retryBodyLimitBytes, PENDING_BODY_READ_MS);
   const kept = await paid.ledger.pend(record, read.answer, notBeforeMs, expiresAtMs);
-  if (late && kept) paid.waitUntil(settleLate(paid, record, late));
+  if (late && kept) paid.waitUntil(settleLate(paid, record, late, false));
   if (read.answer && kept) return pendingResponse(paid, record);
   const content = read.answer ? answerResponse(read.answer) : (read.response as Response);
   return markPaid(content, pendingHeader(paid.version, record));
@@ -257,26 +257,44 @@ export function pendingNotBeforeMs(paid: Paid, record: LedgerRecord): number {
 /**
  * The answer of a /settle call that ran out of time, once it comes (in the background): settled
  * → the payment is recorded as settled, and the buyer's next presentation gets the kept answer;
- * broadcast and not confirmed → its transaction is recorded, for that presentation to confirm.
- * Anything else leaves it pending, to be settled again by that presentation. Only written after
- * the pending record itself, and before anyone may settle it again (`pendingNotBeforeMs`).
+ * broadcast and not confirmed → its transaction is recorded, for that presentation to confirm;
+ * refused → the payment is released, as a refusal in time would have released it (nobody
+ * charged), and the buyer's next presentation starts afresh. When that call was itself a second
+ * settle (`again`: an earlier one may have broadcast), a refusal means what the scheme says it
+ * means (`afterBroadcast`), and an unresolved one leaves the payment pending. No answer at all
+ * leaves it pending, to be settled again by the next presentation. Only written after the
+ * pending record itself, and before anyone may settle it again (`pendingNotBeforeMs`); the
+ * release takes nothing from a request that has leased the payment since (its claim id).
  */
 export async function settleLate(
   paid: Paid,
   record: LedgerRecord,
   late: Promise<FacilitatorResult<SettleReply>>,
+  again: boolean,
 ): Promise<void> {
   const result = await late;
   if (!result.ok) return;
-  if (!result.reply.success) {
-    // Broadcast, not confirmed: the transaction is known now, and the next presentation may confirm it.
-    if (result.reply.errorReason === SETTLEMENT_PENDING && result.reply.transaction) {
-      const known = { ...record, tx: result.reply.transaction };
-      await paid.ledger.pend(known, undefined, 0, ledgerExpiresAtMs(known));
-    }
+  const { reply } = result;
+  if (reply.success) {
+    await settledLate(paid, { ...record, tx: reply.transaction || record.tx, settleRequest: undefined });
     return;
   }
-  const settled: LedgerRecord = { ...record, tx: result.reply.transaction || record.tx, settleRequest: undefined };
+  // Broadcast, not confirmed: the transaction is known now, and the next presentation may confirm it.
+  if (reply.errorReason === SETTLEMENT_PENDING && reply.transaction) {
+    const known = { ...record, tx: reply.transaction };
+    await paid.ledger.pend(known, undefined, 0, ledgerExpiresAtMs(known));
+    return;
+  }
+  const reason = reply.errorReason ?? "unknown";
+  const meaning = again ? schemeOf(paid.payment).afterBroadcast(reason, reply.transaction ?? "") : "refused";
+  if (meaning === "settled") {
+    await settledLate(paid, { ...record, settleRequest: undefined });
+  } else if (meaning === "refused" && (await paid.ledger.release())) {
+    paid.rt.log("payment_released", { route: paid.p.route.id, payer: record.payer, reason, late: true });
+  }
+}
+
+async function settledLate(paid: Paid, settled: LedgerRecord): Promise<void> {
   await paid.ledger.settle(paid.rt.nowMs(), settled, false, ledgerExpiresAtMs(settled));
   paid.rt.log("payment_confirmed", {
     route: paid.p.route.id,

@@ -114,7 +114,7 @@ async function confirmPending(paid: Paid, record: LedgerRecord, answer: StoredAn
     // Still not confirmed: the kept answer stays, and the lease is given back for the next try.
     const still = { ...record, tx: outcome.tx || record.tx };
     const kept = await paid.ledger.pend(still, undefined, pendingNotBeforeMs(paid, still), ledgerExpiresAtMs(still));
-    if (kept && outcome.late && still.tx === "") paid.waitUntil(settleLate(paid, still, outcome.late));
+    if (kept && outcome.late && still.tx === "") paid.waitUntil(settleLate(paid, still, outcome.late, true));
     return pendingResponse(paid, still);
   }
   const settled: LedgerRecord = { ...record, tx: outcome.reply.transaction || record.tx, settleRequest: undefined };

@@ -13,6 +13,7 @@ import { createApp } from "../../src/app.ts";
 import { eventually } from "../support/poll.ts";
 import {
   BASE_SEPOLIA_USDC,
+  type Behaviour,
   call,
   decodeBase64Json,
   encode,
@@ -496,6 +497,73 @@ describe("late settlements are not failures", () => {
     expect(fresh.status).toBe(200);
     await fresh.text();
     expect((await originLog()).length).toBe(2); // the failed settlement's answer was never delivered
+  });
+});
+
+describe("a late answer that refuses", () => {
+  // FACILITATOR_SETTLE_TIMEOUT_MS and SETTLE_LATE_MS are 1000 here: an answer at 1.5 s is late, and taken.
+  const refusal = (errorReason: string): Behaviour => ({
+    kind: "answer",
+    status: 400,
+    body: { success: false, errorReason, transaction: "", network: "eip155:84532" },
+  });
+  /** Presents the payment until it gets something other than 409 (the buyer's loop), and returns that. */
+  const until = (path: string, header: string) =>
+    eventually(
+      "an answer other than 409",
+      async () => {
+        const again = await call(path, { headers: { "PAYMENT-SIGNATURE": header } });
+        if (again.status !== 409) return again;
+        await again.text();
+        return undefined;
+      },
+      { intervalMs: 200, timeoutMs: 8000 },
+    );
+
+  it("releases the payment when the timed-out /settle's own answer is a refusal: nobody charged, usable again", async () => {
+    await scriptFacilitator({
+      settle: [late(refusal("invalid_exact_evm_insufficient_balance"), 1500), settlementSucceeds()],
+    });
+    const header = await v2Header();
+    const pending = await call("/api/weather/kyiv", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(pending.status).toBe(409);
+    expect(await pending.json()).toMatchObject({ error: "settlement_pending" });
+    // Released, not left pending until its row expires: the next presentation is a fresh payment.
+    const fresh = await until("/api/weather/kyiv", header);
+    expect(fresh.status).toBe(200);
+    expect(await fresh.json()).toMatchObject({ path: "/base/api/weather/kyiv", secret: "paid content" });
+    expect(await verifies()).toBe(2);
+    expect(await settles()).toBe(2);
+    expect((await originLog()).length).toBe(2); // the refused payment's answer was never delivered
+  });
+
+  it("releases a payment whose second settle, after an unknown first, is refused late with anything but nonce-used", async () => {
+    await scriptFacilitator({
+      settle: [{ kind: "hang" }, late(refusal("invalid_exact_evm_insufficient_balance"), 1500), settlementSucceeds()],
+    });
+    const header = await v2Header();
+    expect((await call("/api/weather/kyiv", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(409);
+    const fresh = await until("/api/weather/kyiv", header);
+    expect(fresh.status).toBe(200);
+    await fresh.text();
+    // The second settle's late refusal released it (an unused nonce: the first never landed).
+    expect(await settles()).toBe(3);
+    expect(await verifies()).toBe(2);
+    expect((await originLog()).length).toBe(2);
+  });
+
+  it("takes a second settle's late nonce-used as the first one's landing: the kept answer, no fresh payment", async () => {
+    await scriptFacilitator({
+      settle: [{ kind: "hang" }, late(refusal("invalid_exact_evm_nonce_already_used"), 1500)],
+    });
+    const header = await v2Header();
+    expect((await call("/api/weather/kyiv", { headers: { "PAYMENT-SIGNATURE": header } })).status).toBe(409);
+    const delivered = await until("/api/weather/kyiv", header);
+    expect(delivered.status).toBe(200);
+    expect(await delivered.json()).toMatchObject({ path: "/base/api/weather/kyiv", secret: "paid content" });
+    expect(await settles()).toBe(2);
+    expect(await verifies()).toBe(1);
+    expect((await originLog()).length).toBe(1);
   });
 });
 

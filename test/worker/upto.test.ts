@@ -23,6 +23,7 @@ import {
   encode,
   FACILITATOR_A,
   facilitatorLog,
+  late,
   originLog,
   PAY_TO,
   resetServers,
@@ -285,6 +286,41 @@ describe("an upto settlement whose outcome is unknown", () => {
       { intervalMs: 200 },
     );
     // Still pending: not released (a 402 and a fresh verify would follow), not served.
+    const after = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(after.status).toBe(409);
+    expect(await after.json()).toMatchObject({ error: "settlement_pending" });
+    expect((await facilitatorLog()).filter((r) => r.url === "/verify")).toHaveLength(1);
+    expect((await originLog()).length).toBe(1);
+  });
+
+  it("is kept pending when that second settle times out and its late answer is the same refusal", async () => {
+    const spent = {
+      kind: "answer" as const,
+      status: 400,
+      body: { success: false, errorReason: "permit2_allowance_required", transaction: "", network: NETWORK },
+    };
+    // FACILITATOR_SETTLE_TIMEOUT_MS is 1000 here: the second settle's answer comes after it gave up.
+    await scriptFacilitator({
+      supported: SUPPORTED,
+      verify: verifies,
+      settle: [{ kind: "garbage" }, late(spent, 1500), spent],
+    });
+    const header = await uptoHeader();
+    const first = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+    expect(first.status).toBe(409);
+    await first.text();
+    const settleCalls = async () => (await facilitatorLog()).filter((r) => r.url === "/settle").length;
+    await eventually(
+      "a second /settle",
+      async () => {
+        const again = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+        expect(again.status).toBe(409);
+        await again.text();
+        return (await settleCalls()) >= 2 ? true : undefined;
+      },
+      { intervalMs: 200 },
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1700)); // its late answer has come
     const after = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
     expect(after.status).toBe(409);
     expect(await after.json()).toMatchObject({ error: "settlement_pending" });
