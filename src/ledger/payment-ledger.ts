@@ -12,7 +12,9 @@
  * - A claim is a lease: a Worker that dies mid-request leaves a claim that others may take over
  *   once `lease_until_ms` has passed. The lease covers verify + origin + settle budget, so no second
  *   origin call can start while the first may still be running.
- * - Rows delete themselves (alarm) once they can matter no more; see storage-schema.md.
+ * - Rows delete themselves (alarm) once they can matter no more; see storage-schema.md. Each row
+ *   has one alarm, moved with it: lease end while claimed, expiry once settled or pending, none
+ *   once released.
  */
 import { DurableObject } from "cloudflare:workers";
 import { ANSWER_CAPTURE_MS } from "../constants.ts";
@@ -108,6 +110,8 @@ export class PaymentLedger extends DurableObject {
     const row = this.row();
     if (!row || row.claim_id !== input.claimId || row.state === "settled") return false;
     this.clear();
+    // Nothing left to delete: the object need not wake at the lease's end.
+    void this.ctx.storage.deleteAlarm();
     return true;
   }
 
@@ -140,7 +144,7 @@ export class PaymentLedger extends DurableObject {
     );
     if (answer) this.writeAnswer(answer);
     else if (!keptAlready) this.dropAnswer();
-    if (!row) this.schedule(expiresAtMs);
+    this.schedule(expiresAtMs);
   }
 
   /** The answer copied while it streamed to the buyer, or undefined when it could not be kept. */
@@ -182,7 +186,7 @@ export class PaymentLedger extends DurableObject {
     );
     if (answer) this.writeAnswer(answer);
     else if (!keepOld) this.dropAnswer();
-    if (!row) this.schedule(expiresAtMs);
+    this.schedule(expiresAtMs);
   }
 
   /** Deletes the row once it has expired (by this object's own clock), else waits for that. */
@@ -288,6 +292,11 @@ export class PaymentLedger extends DurableObject {
     this.sql.exec("DELETE FROM payment");
   }
 
+  /**
+   * The row's one alarm, moved to `atMs`: a claim's at its lease's end (to delete an abandoned
+   * claim), a settled or pending row's at its expiry, so that it does not wake once more at the
+   * lease's end only to move on (each wake is an invocation of its own).
+   */
   private schedule(atMs: number): void {
     // Not awaited: the write is part of this method's transaction (output gate), like the SQL.
     void this.ctx.storage.setAlarm(atMs);

@@ -686,4 +686,26 @@ describe("ledger rows go away", () => {
     expect((await gone.claim({ claimId: "c", nowMs: Date.now() - 2000, leaseMs: 1000 })).kind).toBe("claimed");
     await eventually("the expired row deleted", async () => ((await rows(gone)) === 0 ? true : undefined));
   });
+
+  it("moves the row's one alarm with it: to the expiry once settled, none once released", async () => {
+    const alarmOf = (stub: unknown) =>
+      runInDurableObject(stub as DurableObjectStub, (_instance, state) => state.storage.getAlarm());
+    const nowMs = Date.now();
+    const stub = ledgerStub(identityOf((await signAuthorization()).authorization)) as unknown as ReturnType<
+      typeof ledgerStub
+    > & {
+      settle(input: { nowMs: number; record: unknown; capture: boolean; expiresAtMs: number }): Promise<void>;
+      release(input: { claimId: string }): Promise<boolean>;
+    };
+    await stub.claim({ claimId: "c", nowMs, leaseMs: 60_000 });
+    expect(await alarmOf(stub)).toBe(nowMs + 60_000);
+    // Settled: it wakes once, when the row expires, not also at the lease's end.
+    await stub.settle({ nowMs, record: { routeId: "weather" }, capture: false, expiresAtMs: nowMs + 3_600_000 });
+    expect(await alarmOf(stub)).toBe(nowMs + 3_600_000);
+    const released = ledgerStub(identityOf((await signAuthorization()).authorization)) as typeof stub;
+    await released.claim({ claimId: "c", nowMs, leaseMs: 60_000 });
+    expect(await released.release({ claimId: "c" })).toBe(true);
+    expect(await alarmOf(released)).toBeNull();
+    expect(await rows(released)).toBe(0);
+  });
 });
