@@ -19,13 +19,16 @@ const { values } = parseArgs({
 });
 const ROUNDS = Number(values.rounds);
 const DURATION = Number(values.duration);
-const CASES = ["none", "read", "existing", "new", "new2"] as const;
+const CASES = ["none", "read", "existing", "alarm", "new", "new2", "new2alarm", "new2alarms"] as const;
 const LABEL: Record<(typeof CASES)[number], string> = {
   none: "no object (the request alone)",
   read: "one call, an existing object, answered from memory",
   existing: "one call, an existing object, one SQL write",
   new: "one call, a new object (created, table made, row written)",
   new2: "a new object, two calls (a ledger's claim then settle)",
+  alarm: "one call, an existing object, one SQL write, its alarm moved",
+  new2alarm: "a new object, two calls, the first arming its alarm",
+  new2alarms: "a new object, two calls, each setting its alarm",
 };
 
 const work = await mkdtemp(join(tmpdir(), "paywall-objects-"));
