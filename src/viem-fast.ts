@@ -130,7 +130,13 @@ const flatStructs = new BoundedMap<string, FlatStruct | null>(64);
  * (a number for an integer, an out-of-range integer, a bad address or size): then viem runs,
  * with its own answer or error.
  */
-function flatStructHash(
+/**
+ * hashStruct of a struct whose fields are all atomic (uintN, address, bytes32), without viem's
+ * generic encoder; `typesKey` names `types` (the same key, the same types). Undefined when the
+ * struct is not flat or a value is not exactly what its type allows: then use viem's hashStruct,
+ * which validates and throws as viem does.
+ */
+export function flatStructHash(
   typesKey: string,
   types: Record<string, readonly Viem.TypedDataParameter[]>,
   primaryType: string,

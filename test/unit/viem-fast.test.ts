@@ -7,10 +7,17 @@
 import { readFileSync } from "node:fs";
 import { secp256k1 } from "@noble/curves/secp256k1";
 import fc from "fast-check";
-import { getAddress, type Hex, toHex, hashTypedData as viemHash, verifyTypedData as viemVerify } from "viem";
+import {
+  getAddress,
+  type Hex,
+  hashStruct,
+  toHex,
+  hashTypedData as viemHash,
+  verifyTypedData as viemVerify,
+} from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 import { expect, it } from "vitest";
-import { digestOf, hashTypedData, verifyTypedData } from "../../src/viem-fast.ts";
+import { digestOf, flatStructHash, hashTypedData, verifyTypedData } from "../../src/viem-fast.ts";
 import { BATCH_SETTLEMENT_DOMAIN, CHANNEL_CONFIG_TYPES, VOUCHER_TYPES } from "../support/batch-settlement.ts";
 import { TRANSFER_WITH_AUTHORIZATION } from "../support/eip3009.ts";
 
@@ -251,6 +258,15 @@ it("the digest of a flat struct (voucher, EIP-3009 authorization) is viem's, and
       (parameters) => {
         const viems = outcome(() => viemHash(parameters as never));
         expect(outcome(() => digestOf(parameters as never))).toBe(viems);
+        // The struct half alone, as the exact payment check uses it: viem's hash, or undefined
+        // (then viem's own hashStruct runs, and throws as viem does).
+        const { types, primaryType, message } = parameters as unknown as {
+          types: never;
+          primaryType: string;
+          message: never;
+        };
+        const flat = flatStructHash(`test|${primaryType}`, types, primaryType, message);
+        if (flat !== undefined) expect(flat).toBe(hashStruct({ data: message, types, primaryType } as never));
         seen.add(viems === "throws" ? "throws" : "hash");
       },
     ),

@@ -9,6 +9,7 @@ import { concat, type Hex, hashDomain, hashStruct, keccak256 } from "viem";
 import { MIN_VALIDITY_LEFT_SECONDS } from "../../constants.ts";
 import { type Failure, fail } from "../../errors.ts";
 import { type EvmRequirement, isEvmRequirement, type Requirement } from "../../pricing/document.ts";
+import { flatStructHash } from "../../viem-fast.ts";
 import { isSignedBy } from "../evm-signature.ts";
 import type { EvmPayment, Selected } from "../payment.ts";
 import { EIP712_DOMAIN_TYPES, eip712Domain, TRANSFER_WITH_AUTHORIZATION_TYPES } from "./eip3009.ts";
@@ -98,24 +99,21 @@ export async function checkSignature(payment: EvmPayment, requirement: EvmRequir
     // The EIP-712 digest from viem's parts rather than hashTypedData, which first re-validates the
     // typed data with viem's generic checks and error classes (~4 KB of bundle). Malformed values
     // still fail: the ABI encoder refuses bad addresses, out-of-range integers and short bytes32.
-    digest = keccak256(
-      concat([
-        "0x1901",
-        domainSeparator(requirement),
-        hashStruct({
-          data: {
-            from: auth.from,
-            to: auth.to,
-            value: BigInt(auth.value),
-            validAfter: BigInt(auth.validAfter),
-            validBefore: BigInt(auth.validBefore),
-            nonce: auth.nonce,
-          },
-          primaryType: "TransferWithAuthorization",
-          types: TRANSFER_WITH_AUTHORIZATION_TYPES,
-        }),
-      ]),
-    );
+    const data = {
+      from: auth.from,
+      to: auth.to,
+      value: BigInt(auth.value),
+      validAfter: BigInt(auth.validAfter),
+      validBefore: BigInt(auth.validBefore),
+      nonce: auth.nonce,
+    };
+    const primaryType = "TransferWithAuthorization";
+    const types = TRANSFER_WITH_AUTHORIZATION_TYPES;
+    // The flat encoding when every value is exactly what its type allows (they always are from
+    // the official clients); else viem's, which refuses bad addresses, out-of-range integers and
+    // short bytes32.
+    const struct = flatStructHash(primaryType, types, primaryType, data) ?? hashStruct({ data, primaryType, types });
+    digest = keccak256(concat(["0x1901", domainSeparator(requirement), struct]));
   } catch {
     return fail("invalid_signature", "The payment's authorization cannot be hashed.");
   }
