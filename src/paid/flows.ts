@@ -173,6 +173,8 @@ async function recordSettled(
     });
     const quick = await Promise.race([copy, slow]);
     clearTimeout(timer);
+    // The answer's last bytes are on their way to the buyer: let them go before this write's work.
+    await new Promise((resolve) => setTimeout(resolve, 0));
     if (quick !== "slow") {
       kept = (await paid.ledger.settle(paid.rt.nowMs(), record, false, expiresAtMs, quick)) && quick !== undefined;
     } else {
