@@ -12,7 +12,9 @@
  * (c) in every scenario: what the changes since cost, in the same run.
  * (e) is the ledger's own work per fresh payment (the real PaymentLedger, a new object, claim and
  * settle) and nothing else: under one local workerd it shares (c)'s process, so (c) − (e) is what
- * the Worker itself costs. Fresh payments are also measured at one connection, for latency.
+ * the Worker itself costs. Fresh payments are also measured for latency, on one connection paced at
+ * LATENCY_RATE, beside (e1), a single ledger claim on a new object, and (e0), the same Worker
+ * doing nothing: one ledger round trip is (e1) − (e0).
  * "dup" is not a throughput run: one signed payment sent --copies times at once to a slow origin
  * path, counting how often the origin ran, for each system.
  * "voucher" is a repeat buyer on a batch-settlement channel: each connection deposits once into its
@@ -73,6 +75,11 @@ const { values } = parseArgs({
 const DURATION = Number(values.duration);
 const CONNECTIONS = Number(values.connections);
 const ROUNDS = Number(values.rounds);
+/**
+ * Requests per second for the latency runs (one connection): slow enough that a fresh payment's
+ * background work (the settled record, the receipt) is over before the next request starts.
+ */
+const LATENCY_RATE = 40;
 const ONLY = new Set(values.scenarios.split(","));
 const COPIES = Number(values.copies);
 const PAY_TO = "0x90F79bf6EB2c4f870365E785982E1f101E93b906";
@@ -110,6 +117,8 @@ interface Measured {
   rps: number;
   p50: number;
   p99: number;
+  /** Mean latency, ms. */
+  meanMs: number;
   expectedShare: number;
   /** Answers by status, e.g. "9000 × 200, 3 × 402". */
   statuses?: string;
@@ -432,7 +441,17 @@ const config :Workerd.Config = (
     }
   }
 
-  async function measure(system: System, scenario: Scenario, connections = CONNECTIONS): Promise<Measured> {
+  /**
+   * `paced`: one connection at LATENCY_RATE requests per second, so each request starts after the
+   * last one's background work (its waitUntil) is over and its latency is its own; `query` is
+   * appended to the scenario's path.
+   */
+  async function measure(
+    system: System,
+    scenario: Scenario,
+    connections = CONNECTIONS,
+    options: { paced?: boolean; query?: string } = {},
+  ): Promise<Measured> {
     const s = SCENARIOS[scenario];
     let headers: Record<string, string> = {};
     let pool: string[] | undefined;
@@ -451,6 +470,7 @@ const config :Workerd.Config = (
         headers = { "PAYMENT-SIGNATURE": bFresh };
       }
     }
+    if (options.paced) return pacedLatency(url(system, s.path + (options.query ?? "")), headers, pool, s.expect);
     const perConnection = scenario === "voucher" && system === "c";
     // A request the last run left in flight never answered: its channel is free again (and
     // re-synchronised by the next answer if the Worker counted that voucher).
@@ -515,12 +535,70 @@ const config :Workerd.Config = (
       rps: result.requests.average,
       p50: result.latency.p50,
       p99: result.latency.p99,
+      meanMs: result.latency.mean,
       expectedShare: total === 0 ? 0 : (byStatus?.[String(s.expect)]?.count ?? 0) / total,
       statuses: Object.entries(byStatus ?? {})
         .map(([status, v]) => `${v.count} × ${status}`)
         .join(", "),
       ...(system === "c" || system === "c0" || system === "d" ? { kvCalls: (await kvCalls()) - kvBefore } : {}),
       facilitatorCalls: facilitatorDuring,
+    };
+  }
+
+  /**
+   * Latency without load: autocannon on one connection at LATENCY_RATE requests per second, each
+   * request timed with process.hrtime from the moment autocannon builds it (setupRequest, just
+   * before writing it) to its answer read whole (onResponse): autocannon's own latencies are
+   * whole milliseconds, too coarse here. A second of unmeasured requests first warms the
+   * connection and the isolate.
+   */
+  async function pacedLatency(
+    target: string,
+    headers: Record<string, string>,
+    pool: string[] | undefined,
+    expect: number,
+  ): Promise<Measured> {
+    let next = 0;
+    const run = async (seconds: number) => {
+      const times: number[] = [];
+      const statuses = new Map<number, number>();
+      let started = 0n;
+      const cpuBefore = await cpuTicks();
+      await autocannon({
+        url: target,
+        connections: 1,
+        overallRate: LATENCY_RATE,
+        duration: seconds,
+        headers,
+        requests: [
+          {
+            setupRequest: (request: any) => {
+              started = process.hrtime.bigint();
+              return pool
+                ? { ...request, headers: { ...request.headers, "PAYMENT-SIGNATURE": pool[next++ % pool.length] } }
+                : request;
+            },
+            onResponse: (status: number) => {
+              times.push(Number(process.hrtime.bigint() - started) / 1e6);
+              statuses.set(status, (statuses.get(status) ?? 0) + 1);
+            },
+          },
+        ],
+      });
+      return { times, statuses, cpuUs: (((await cpuTicks()) - cpuBefore) * 10_000) / Math.max(1, times.length) };
+    };
+    await run(1);
+    const { times, statuses, cpuUs } = await run(DURATION);
+    const sorted = [...times].sort((x, y) => x - y);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+    return {
+      cpuUs,
+      rps: LATENCY_RATE,
+      p50: Number(at(0.5).toFixed(2)),
+      p99: Number(at(0.99).toFixed(2)),
+      meanMs: times.reduce((sum, t) => sum + t, 0) / Math.max(1, times.length),
+      expectedShare: (statuses.get(expect) ?? 0) / Math.max(1, times.length),
+      statuses: [...statuses].map(([status, n]) => `${n} × ${status}`).join(", "),
     };
   }
 
@@ -548,7 +626,7 @@ const config :Workerd.Config = (
   const dupSamples = new Map<System, { originRuns: number; statuses: string }[]>();
 
   const samples = new Map<string, Measured[]>();
-  const oneConnection = new Map<System, Measured[]>();
+  const oneConnection = new Map<string, Measured[]>();
   /**
    * A voucher check alone, in workerd (bench/workers/voucher-check.ts): workerd's CPU across
    * sequential requests of 50 checks each, per check. Nothing else runs meanwhile.
@@ -575,11 +653,25 @@ const config :Workerd.Config = (
       }
     }
     if (ONLY.has("fresh")) {
-      // Latency without saturation: one connection, so a request's time is its round trips and CPU.
-      for (const system of ["c", ...(baselineBundle ? (["c0"] as const) : []), "e"] as const) {
-        const m = await measure(system, "fresh", 1);
-        log(`round ${round + 1}/${ROUNDS}  fresh1 ${SYSTEM_NAMES[system].padEnd(36)} p50 ${m.p50} ms  mean ${(1000 / Math.max(1, m.rps)).toFixed(2)} ms  ${m.cpuUs.toFixed(0)} µs CPU/req`);
-        oneConnection.set(system, [...(oneConnection.get(system) ?? []), m]);
+      // Latency without load: one connection, paced, so a request's time is its own round trips and
+      // CPU. One ledger round trip: (e1), one claim on a new ledger object, less (e0), the same
+      // Worker doing nothing.
+      const paced = ["c", ...(baselineBundle ? (["c0"] as const) : []), "e0", "e1"] as const;
+      for (const key of paced.map((_, i) => paced[(i + round) % paced.length] as (typeof paced)[number])) {
+        const floor = key === "e0" || key === "e1";
+        const m = await measure(floor ? "e" : key, "fresh", 1, {
+          paced: true,
+          ...(floor ? { query: `?calls=${key.slice(1)}` } : {}),
+        });
+        const name =
+          key === "e1"
+            ? "(e1) one ledger claim, a new object"
+            : key === "e0"
+              ? "(e0) the same Worker, no claim"
+              : SYSTEM_NAMES[key];
+        if (m.expectedShare < 1) throw new Error(`bench: latency run of ${name}: ${m.statuses}`);
+        log(`round ${round + 1}/${ROUNDS}  fresh1 ${name.padEnd(36)} p50 ${m.p50} ms  mean ${m.meanMs.toFixed(2)} ms  ${m.cpuUs.toFixed(0)} µs CPU/req`);
+        oneConnection.set(key, [...(oneConnection.get(key) ?? []), m]);
       }
     }
     if (ONLY.has("voucher")) {
@@ -711,17 +803,19 @@ const config :Workerd.Config = (
       );
     const totalRatio = perRound((cm, c0m) => cm.cpuUs / c0m.cpuUs);
     const workerRatio = perRound((cm, c0m, em) => (cm.cpuUs - em.cpuUs) / c0m.cpuUs);
-    const one = (system: System) => {
-      const xs = oneConnection.get(system) ?? [];
-      return { p50: median(xs.map((x) => x.p50)), meanMs: median(xs.map((x) => 1000 / Math.max(1, x.rps))) };
-    };
-    const [c1, c01, e1] = [one("c"), one("c0"), one("e")];
+    // Latency, per round: the ledger's added latency c − c0 against one ledger round trip e1 − e0.
+    const latencyOf = (key: string) => (oneConnection.get(key) ?? []).map((m) => m.meanMs);
+    const [la, lc, lc0, le1] = [latencyOf("e0"), latencyOf("c"), latencyOf("c0"), latencyOf("e1")];
+    const added = median(lc.map((x, i) => x - (lc0[i] as number)));
+    const roundTrip = median(le1.map((x, i) => x - (la[i] as number)));
+    const margin = median(lc.map((x, i) => x - (lc0[i] as number) - ((le1[i] as number) - (la[i] as number))));
     const verdict = (ok: boolean, by: string) => (ok ? "met" : `**missed by ${by}**`);
     ledgerRows.push(
       `| CPU per fresh payment, whole workerd (Worker + its ledger objects), c / c0 | ${totalRatio.toFixed(2)} (${c.cpuUs.toFixed(0)} vs ${c0.cpuUs.toFixed(0)} µs) | | |`,
       `| the ledger's own work, (e) | ${e.cpuUs.toFixed(0)} µs | | |`,
       `| CPU per fresh payment, the Worker alone, (c − e) / c0 | ${workerRatio.toFixed(2)} (${(c.cpuUs - e.cpuUs).toFixed(0)} vs ${c0.cpuUs.toFixed(0)} µs) | ≤ 1.00 | ${verdict(workerRatio <= 1, `${((workerRatio - 1) * 100).toFixed(1)}%`)} |`,
-      `| latency at one connection, mean, c − c0 | ${(c1.meanMs - c01.meanMs).toFixed(2)} ms (${c1.meanMs.toFixed(2)} vs ${c01.meanMs.toFixed(2)}) | ≤ one ledger round trip, (e) ${e1.meanMs.toFixed(2)} ms | ${verdict(c1.meanMs - c01.meanMs <= e1.meanMs, `${(c1.meanMs - c01.meanMs - e1.meanMs).toFixed(2)} ms`)} |`,
+      `| latency, one connection at ${LATENCY_RATE} req/s, mean, c − c0 | ${added.toFixed(2)} ms (${median(lc).toFixed(2)} vs ${median(lc0).toFixed(2)}) | ≤ one ledger round trip, (e1) − (e0): ${roundTrip.toFixed(2)} ms (${median(le1).toFixed(2)} − ${median(la).toFixed(2)}) | ${verdict(margin <= 0, `${margin.toFixed(2)} ms`)} |`,
+      `| the same, per round: c − c0 − ((e1) − (e0)), ms | ${lc.map((x, i) => (x - (lc0[i] as number) - ((le1[i] as number) - (la[i] as number))).toFixed(2)).join(", ")} (median ${margin.toFixed(2)}) | ≤ 0 | |`,
       `| throughput at ${CONNECTIONS} connections, c / c0 | ${paired("c", "c0", "fresh").toFixed(2)} | | |`,
     );
   }

@@ -4,6 +4,9 @@
  * small kept answer — the two calls (c) makes on a fresh single-use payment. In production this
  * work runs in the Durable Object, not in the Worker; under one local `workerd serve` it shares the
  * process, so (c) − (e) is what the paywall Worker itself costs.
+ * `?calls=1`: the claim alone — the one ledger round trip on a fresh payment's critical path (the
+ * settled record is written after the answer has gone), the latency reference (e1); `?calls=0`:
+ * nothing at all (e0), so that (e1) − (e0) is that round trip and nothing else.
  */
 import { PaymentLedger } from "../../src/ledger/payment-ledger.ts";
 import type { LedgerRecord } from "../../src/ledger/types.ts";
@@ -18,12 +21,17 @@ const body = new TextEncoder().encode(JSON.stringify({ city: "paris", temperatur
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
+    const calls = new URL(request.url).searchParams.get("calls");
+    if (calls === "0") return new Response("nothing");
     const stub = env.LEDGER.getByName(`exact:eip155:84532:0xasset:0xpayer:${crypto.randomUUID()}`) as unknown as {
       claim: PaymentLedger["claim"];
       settle: PaymentLedger["settle"];
     };
     const nowMs = Date.now();
-    await stub.claim({ claimId: crypto.randomUUID(), nowMs, leaseMs: 60_000 });
+    // A claim alone keeps its lease's alarm: an hour, so that it fires after the bench, not in its
+    // next round (where it would wake 200 objects inside some other system's measurement).
+    await stub.claim({ claimId: crypto.randomUUID(), nowMs, leaseMs: calls === "1" ? 3_600_000 : 60_000 });
+    if (calls === "1") return new Response("claimed");
     const record: LedgerRecord = {
       routeId: "weather",
       request: `GET ${new URL(request.url).pathname}`,
