@@ -128,13 +128,8 @@ const flatStructs = new BoundedMap<string, FlatStruct | null>(64);
  * type hash kept, and the checks viem's validateTypedData makes of those fields. Undefined
  * when the struct is not flat or a value is not one this can encode exactly as viem does
  * (a number for an integer, an out-of-range integer, a bad address or size): then viem runs,
- * with its own answer or error.
- */
-/**
- * hashStruct of a struct whose fields are all atomic (uintN, address, bytes32), without viem's
- * generic encoder; `typesKey` names `types` (the same key, the same types). Undefined when the
- * struct is not flat or a value is not exactly what its type allows: then use viem's hashStruct,
- * which validates and throws as viem does.
+ * with its own answer or error. `typesKey` names `types` (one key, one set of valid types);
+ * exported for the exact payment check, whose types are its own constant.
  */
 export function flatStructHash(
   typesKey: string,
