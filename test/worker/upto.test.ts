@@ -256,49 +256,48 @@ describe("the charge", () => {
 });
 
 describe("an upto settlement whose outcome is unknown", () => {
-  it("is kept pending, not released, when settling again is refused: the refusal cannot tell whether the first landed", async () => {
-    // An unusable answer to /settle: the facilitator may have broadcast the transfer.
-    await scriptFacilitator({ supported: SUPPORTED, verify: verifies, settle: { kind: "garbage" } });
-    const header = await uptoHeader();
-    const first = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
-    expect(first.status).toBe(409);
-    expect(await first.json()).toMatchObject({ error: "settlement_pending" });
-    // What the official facilitator answers once our own settlement has landed: the permit is spent.
-    await scriptFacilitator({
-      supported: SUPPORTED,
-      verify: verifies,
-      settle: {
-        kind: "answer",
-        status: 400,
-        body: { success: false, errorReason: "permit2_allowance_required", transaction: "", network: NETWORK },
-      },
-    });
-    const settleCalls = async () => (await facilitatorLog()).filter((r) => r.url === "/settle").length;
-    // Once the first call has surely ended, the next presentation settles again; it is refused.
-    await eventually(
+  /** What the official facilitator answers once our own settlement has landed: the permit is spent. */
+  const spent = {
+    kind: "answer" as const,
+    status: 400,
+    body: { success: false, errorReason: "permit2_allowance_required", transaction: "", network: NETWORK },
+  };
+  const present = (header: string) => call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+  /** Presents the payment (409 each time) until the paywall has settled it a second time. */
+  const untilSecondSettle = (header: string) =>
+    eventually(
       "a second /settle",
       async () => {
-        const again = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+        const again = await present(header);
         expect(again.status).toBe(409);
         await again.text();
-        return (await settleCalls()) >= 2 ? true : undefined;
+        return (await facilitatorLog()).filter((r) => r.url === "/settle").length >= 2 ? true : undefined;
       },
       { intervalMs: 200 },
     );
-    // Still pending: not released (a 402 and a fresh verify would follow), not served.
-    const after = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+  /** Still pending: not released (a 402 and a fresh verify would follow), not served. */
+  const expectStillPending = async (header: string) => {
+    const after = await present(header);
     expect(after.status).toBe(409);
     expect(await after.json()).toMatchObject({ error: "settlement_pending" });
     expect((await facilitatorLog()).filter((r) => r.url === "/verify")).toHaveLength(1);
     expect((await originLog()).length).toBe(1);
+  };
+
+  it("is kept pending, not released, when settling again is refused: the refusal cannot tell whether the first landed", async () => {
+    // An unusable answer to /settle: the facilitator may have broadcast the transfer.
+    await scriptFacilitator({ supported: SUPPORTED, verify: verifies, settle: { kind: "garbage" } });
+    const header = await uptoHeader();
+    const first = await present(header);
+    expect(first.status).toBe(409);
+    expect(await first.json()).toMatchObject({ error: "settlement_pending" });
+    await scriptFacilitator({ supported: SUPPORTED, verify: verifies, settle: spent });
+    // Once the first call has surely ended, the next presentation settles again; it is refused.
+    await untilSecondSettle(header);
+    await expectStillPending(header);
   });
 
   it("is kept pending when that second settle times out and its late answer is the same refusal", async () => {
-    const spent = {
-      kind: "answer" as const,
-      status: 400,
-      body: { success: false, errorReason: "permit2_allowance_required", transaction: "", network: NETWORK },
-    };
     // FACILITATOR_SETTLE_TIMEOUT_MS is 1000 here: the second settle's answer comes after it gave up.
     await scriptFacilitator({
       supported: SUPPORTED,
@@ -306,25 +305,11 @@ describe("an upto settlement whose outcome is unknown", () => {
       settle: [{ kind: "garbage" }, late(spent, 1500), spent],
     });
     const header = await uptoHeader();
-    const first = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
+    const first = await present(header);
     expect(first.status).toBe(409);
     await first.text();
-    const settleCalls = async () => (await facilitatorLog()).filter((r) => r.url === "/settle").length;
-    await eventually(
-      "a second /settle",
-      async () => {
-        const again = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
-        expect(again.status).toBe(409);
-        await again.text();
-        return (await settleCalls()) >= 2 ? true : undefined;
-      },
-      { intervalMs: 200 },
-    );
+    await untilSecondSettle(header);
     await new Promise((resolve) => setTimeout(resolve, 1700)); // its late answer has come
-    const after = await call("/metered", { headers: { "PAYMENT-SIGNATURE": header } });
-    expect(after.status).toBe(409);
-    expect(await after.json()).toMatchObject({ error: "settlement_pending" });
-    expect((await facilitatorLog()).filter((r) => r.url === "/verify")).toHaveLength(1);
-    expect((await originLog()).length).toBe(1);
+    await expectStillPending(header);
   });
 });
