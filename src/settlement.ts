@@ -3,8 +3,9 @@
  * - `settled`: the facilitator confirmed the transfer;
  * - `refused`: the facilitator says it did not and will not settle this payment (nobody charged);
  * - `pending`: the transfer was broadcast and not confirmed in time (`settlement_pending` with its
- *   transaction), or the outcome is unknown (timeout, unreachable, an unusable reply): the buyer
- *   may have been charged, so the payment is neither given away nor released.
+ *   transaction), or the outcome is unknown (timeout, unreachable, an unusable reply, a
+ *   `settlement_pending` without its transaction): the buyer may have been charged, so the
+ *   payment is neither given away nor released.
  *
  * While the facilitator answers `settlement_pending`, the *same* request is settled again: the
  * official facilitator then waits on the transaction it already sent instead of sending another.
@@ -80,8 +81,13 @@ export async function settleWithinBudget(
     }
     const reply = result.reply;
     if (reply.success) return { kind: "settled", reply };
-    if (reply.errorReason === SETTLEMENT_PENDING && reply.transaction) {
-      tx = reply.transaction;
+    // "Broadcast, not confirmed" without its transaction: it may land, and there is nothing to
+    // confirm it by. An unknown outcome, never a refusal; not settled again here.
+    if (reply.errorReason === SETTLEMENT_PENDING && !reply.transaction) {
+      return { kind: "pending", tx, reason: SETTLEMENT_PENDING };
+    }
+    if (reply.errorReason === SETTLEMENT_PENDING) {
+      tx = reply.transaction as string;
       if (options.budgetMs - (clock() - started) < SETTLE_RETRY_DELAY_MS + MIN_CALL_MS) {
         return { kind: "pending", tx, reason: SETTLEMENT_PENDING };
       }

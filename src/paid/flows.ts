@@ -281,8 +281,10 @@ export async function settleLate(
     await settledLate(paid, { ...record, tx: reply.transaction || record.tx, settleRequest: undefined });
     return;
   }
-  // Broadcast, not confirmed: the transaction is known now, and the next presentation may confirm it.
-  if (reply.errorReason === SETTLEMENT_PENDING && reply.transaction) {
+  // Broadcast, not confirmed: the transaction is known now, and the next presentation may confirm
+  // it. Without the transaction the outcome stays unknown: left pending, as it is.
+  if (reply.errorReason === SETTLEMENT_PENDING) {
+    if (!reply.transaction) return;
     const known = { ...record, tx: reply.transaction };
     await paid.ledger.pend(known, undefined, 0, ledgerExpiresAtMs(known));
     return;

@@ -81,6 +81,15 @@ describe("a settle refused after a possible broadcast", () => {
     expect(await settleAgain("upto", refusal("permit2_allowance_required", TX))).toMatchObject({ kind: "pending" });
   });
 
+  it("settlement_pending without its transaction is an unknown outcome, first settle or not: pending, never released", async () => {
+    const first = await settleWithinBudget(async () => refusal("settlement_pending"), request, {
+      budgetMs: 1000,
+      afterBroadcast: (reason, tx) => schemes.exactEvm.afterBroadcast(reason, tx),
+    });
+    expect(first).toMatchObject({ kind: "pending", tx: "", reason: "settlement_pending" });
+    expect(await settleAgain("exactEvm", refusal("settlement_pending"))).toMatchObject({ kind: "pending", tx: "" });
+  });
+
   it("a first settle (nothing broadcast before) takes every refusal as final", async () => {
     const outcome = await settleWithinBudget(async () => refusal("duplicate_settlement"), request, {
       budgetMs: 1000,
