@@ -14,7 +14,8 @@
  * settle) and nothing else: under one local workerd it shares (c)'s process, so (c) − (e) is what
  * the Worker itself costs. Fresh payments are also measured for latency, on one connection paced at
  * LATENCY_RATE, beside (e1), a single ledger claim on a new object, and (e0), the same Worker
- * doing nothing: one ledger round trip is (e1) − (e0).
+ * doing nothing: one ledger round trip is (e1) − (e0). The same four are measured again interleaved
+ * request by request on node:http, a cross-check of the verdict with another client.
  * "dup" is not a throughput run: one signed payment sent --copies times at once to a slow origin
  * path, counting how often the origin ran, for each system.
  * "voucher" is a repeat buyer on a batch-settlement channel: each connection deposits once into its
@@ -39,6 +40,7 @@ import { gzipSync } from "node:zlib";
 import autocannon from "autocannon";
 import { execFile } from "node:child_process";
 import { symlink } from "node:fs/promises";
+import { Agent, request as httpRequest } from "node:http";
 import { promisify } from "node:util";
 import { pad, toHex } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
@@ -602,6 +604,54 @@ const config :Workerd.Config = (
     };
   }
 
+  /**
+   * Latency without load, a cross-check of pacedLatency with another client: the targets take
+   * turns, one request at a time, each on its own kept-alive node:http connection, LATENCY_RATE
+   * requests per second in all, so that a request starts after the last
+   * one's background work (its waitUntil) is over and its latency is its own. Interleaved request by
+   * request, every target sees the machine at the same moments: on a shared machine the noise
+   * drifts over seconds, and runs one after another put that drift into their differences. The
+   * order rotates each turn. Each request is timed with process.hrtime from its write to its answer
+   * read whole; the first second of turns warms the connections and isolates and is not counted.
+   * `headers` gives each request its own (a fresh payment's signed header).
+   */
+  async function interleavedLatency(
+    targets: { key: string; url: string; headers?: () => Promise<Record<string, string>> }[],
+  ): Promise<Map<string, number[]>> {
+    const agents = targets.map(() => new Agent({ keepAlive: true, maxSockets: 1 }));
+    const warm = LATENCY_RATE / targets.length;
+    const turns = warm + DURATION * LATENCY_RATE;
+    const signed = await Promise.all(
+      targets.map(async (t) => Promise.all(Array.from({ length: turns }, () => t.headers?.() ?? {}))),
+    );
+    const once = (target: string, agent: Agent, headers: Record<string, string>) =>
+      new Promise<number>((ok, fail) => {
+        const started = process.hrtime.bigint();
+        const request = httpRequest(target, { agent, headers }, (answer) => {
+          if (answer.statusCode !== SCENARIOS.fresh.expect) fail(new Error(`bench: latency run of ${target}: ${answer.statusCode}`));
+          answer.resume();
+          answer.on("end", () => ok(Number(process.hrtime.bigint() - started) / 1e6));
+        });
+        request.on("error", fail);
+        request.end();
+      });
+    const times = new Map(targets.map((t) => [t.key, [] as number[]]));
+    const gapMs = 1000 / LATENCY_RATE;
+    let due = performance.now();
+    for (let turn = 0; turn < turns; turn++) {
+      for (let i = 0; i < targets.length; i++) {
+        const j = (i + turn) % targets.length;
+        const target = targets[j] as (typeof targets)[number];
+        due += gapMs;
+        const ms = await once(target.url, agents[j] as Agent, (signed[j] as Record<string, string>[])[turn] ?? {});
+        if (turn >= warm) times.get(target.key)?.push(ms);
+        await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
+      }
+    }
+    for (const agent of agents) agent.destroy();
+    return times;
+  }
+
   /** One payment, COPIES times at once, to a slow origin path: how often did the origin run? */
   const originCalls = async (path: string) =>
     ((await (await fetch(`${origin}/__stats`)).json()) as Record<string, number>)[path] ?? 0;
@@ -627,6 +677,8 @@ const config :Workerd.Config = (
 
   const samples = new Map<string, Measured[]>();
   const oneConnection = new Map<string, Measured[]>();
+  /** Per key (c, c0, e0, e1), per round: the interleaved node:http cross-check's mean latency, ms. */
+  const interleaved = new Map<string, number[]>();
   /**
    * A voucher check alone, in workerd (bench/workers/voucher-check.ts): workerd's CPU across
    * sequential requests of 50 checks each, per check. Nothing else runs meanwhile.
@@ -672,6 +724,20 @@ const config :Workerd.Config = (
         if (m.expectedShare < 1) throw new Error(`bench: latency run of ${name}: ${m.statuses}`);
         log(`round ${round + 1}/${ROUNDS}  fresh1 ${name.padEnd(36)} p50 ${m.p50} ms  mean ${m.meanMs.toFixed(2)} ms  ${m.cpuUs.toFixed(0)} µs CPU/req`);
         oneConnection.set(key, [...(oneConnection.get(key) ?? []), m]);
+      }
+      // The same four, interleaved request by request on node:http (interleavedLatency).
+      const fresh = async () => ({ "PAYMENT-SIGNATURE": await sign(cWeather) });
+      const path = SCENARIOS.fresh.path;
+      const times = await interleavedLatency([
+        { key: "c", url: url("c", path), headers: fresh },
+        ...(baselineBundle ? [{ key: "c0", url: url("c0", path), headers: fresh }] : []),
+        { key: "e0", url: url("e", `${path}?calls=0`) },
+        { key: "e1", url: url("e", `${path}?calls=1`) },
+      ]);
+      for (const [key, ms] of times) {
+        const mean = ms.reduce((sum, x) => sum + x, 0) / Math.max(1, ms.length);
+        log(`round ${round + 1}/${ROUNDS}  fresh1 interleaved, node:http, ${key.padEnd(3)}             mean ${mean.toFixed(2)} ms  (${ms.length} requests)`);
+        interleaved.set(key, [...(interleaved.get(key) ?? []), mean]);
       }
     }
     if (ONLY.has("voucher")) {
@@ -810,12 +876,20 @@ const config :Workerd.Config = (
     const roundTrip = median(le1.map((x, i) => x - (la[i] as number)));
     const margin = median(lc.map((x, i) => x - (lc0[i] as number) - ((le1[i] as number) - (la[i] as number))));
     const verdict = (ok: boolean, by: string) => (ok ? "met" : `**missed by ${by}**`);
+    // The cross-check: its client adds ~1.2 ms to every request, and not the same to each system
+    // (more to (e1) than to (c) on this machine), so it is printed beside the verdict, not as it.
+    const interleavedRow = () => {
+      const [ia, ic, ic0, ie1] = ["e0", "c", "c0", "e1"].map((k) => interleaved.get(k) ?? []) as number[][];
+      const margins = (ic ?? []).map((x, i) => x - (ic0?.[i] ?? 0) - ((ie1?.[i] ?? 0) - (ia?.[i] ?? 0)));
+      return `| the same, cross-check: interleaved request by request on node:http, per round margin, ms | ${margins.map((m) => m.toFixed(2)).join(", ")} (median ${median(margins).toFixed(2)}) | ≤ 0 | |`;
+    };
     ledgerRows.push(
       `| CPU per fresh payment, whole workerd (Worker + its ledger objects), c / c0 | ${totalRatio.toFixed(2)} (${c.cpuUs.toFixed(0)} vs ${c0.cpuUs.toFixed(0)} µs) | | |`,
       `| the ledger's own work, (e) | ${e.cpuUs.toFixed(0)} µs | | |`,
       `| CPU per fresh payment, the Worker alone, (c − e) / c0 | ${workerRatio.toFixed(2)} (${(c.cpuUs - e.cpuUs).toFixed(0)} vs ${c0.cpuUs.toFixed(0)} µs) | ≤ 1.00 | ${verdict(workerRatio <= 1, `${((workerRatio - 1) * 100).toFixed(1)}%`)} |`,
       `| latency, one connection at ${LATENCY_RATE} req/s, mean, c − c0 | ${added.toFixed(2)} ms (${median(lc).toFixed(2)} vs ${median(lc0).toFixed(2)}) | ≤ one ledger round trip, (e1) − (e0): ${roundTrip.toFixed(2)} ms (${median(le1).toFixed(2)} − ${median(la).toFixed(2)}) | ${verdict(margin <= 0, `${margin.toFixed(2)} ms`)} |`,
       `| the same, per round: c − c0 − ((e1) − (e0)), ms | ${lc.map((x, i) => (x - (lc0[i] as number) - ((le1[i] as number) - (la[i] as number))).toFixed(2)).join(", ")} (median ${margin.toFixed(2)}) | ≤ 0 | |`,
+      interleavedRow(),
       `| throughput at ${CONNECTIONS} connections, c / c0 | ${paired("c", "c0", "fresh").toFixed(2)} | | |`,
     );
   }
