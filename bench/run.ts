@@ -607,13 +607,13 @@ const config :Workerd.Config = (
   /**
    * Latency without load, a cross-check of pacedLatency with another client: the targets take
    * turns, one request at a time, each on its own kept-alive node:http connection, LATENCY_RATE
-   * requests per second in all, so that a request starts after the last
-   * one's background work (its waitUntil) is over and its latency is its own. Interleaved request by
-   * request, every target sees the machine at the same moments: on a shared machine the noise
-   * drifts over seconds, and runs one after another put that drift into their differences. The
-   * order rotates each turn. Each request is timed with process.hrtime from its write to its answer
-   * read whole; the first second of turns warms the connections and isolates and is not counted.
-   * `headers` gives each request its own (a fresh payment's signed header).
+   * requests per second in all, so that a request starts after the last one's background work (its
+   * waitUntil) is over and its latency is its own. Interleaved request by request, every target
+   * sees the machine at the same moments: on a shared machine the noise drifts over seconds, and
+   * runs one after another put that drift into their differences. The order rotates each turn.
+   * Each request is timed with process.hrtime from its write to its answer read whole; the first
+   * second of turns warms the connections and isolates and is not counted. `headers` gives each
+   * request its own (a fresh payment's signed header).
    */
   async function interleavedLatency(
     targets: { key: string; url: string; headers?: () => Promise<Record<string, string>> }[],
