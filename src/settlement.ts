@@ -81,13 +81,11 @@ export async function settleWithinBudget(
     }
     const reply = result.reply;
     if (reply.success) return { kind: "settled", reply };
-    // "Broadcast, not confirmed" without its transaction: it may land, and there is nothing to
-    // confirm it by. An unknown outcome, never a refusal; not settled again here.
-    if (reply.errorReason === SETTLEMENT_PENDING && !reply.transaction) {
-      return { kind: "pending", tx, reason: SETTLEMENT_PENDING };
-    }
     if (reply.errorReason === SETTLEMENT_PENDING) {
-      tx = reply.transaction as string;
+      // "Broadcast, not confirmed" without its transaction: it may land, and there is nothing to
+      // confirm it by. An unknown outcome, never a refusal; not settled again here.
+      if (!reply.transaction) return { kind: "pending", tx, reason: SETTLEMENT_PENDING };
+      tx = reply.transaction;
       if (options.budgetMs - (clock() - started) < SETTLE_RETRY_DELAY_MS + MIN_CALL_MS) {
         return { kind: "pending", tx, reason: SETTLEMENT_PENDING };
       }

@@ -110,8 +110,7 @@ export async function checkSignature(payment: EvmPayment, requirement: EvmRequir
     const primaryType = "TransferWithAuthorization";
     const types = TRANSFER_WITH_AUTHORIZATION_TYPES;
     // The flat encoding when every value is exactly what its type allows (they always are from
-    // the official clients); else viem's, which refuses bad addresses, out-of-range integers and
-    // short bytes32.
+    // the official clients); else viem's, with its refusals.
     const struct = flatStructHash(primaryType, types, primaryType, data) ?? hashStruct({ data, primaryType, types });
     digest = keccak256(concat(["0x1901", domainSeparator(requirement), struct]));
   } catch {
